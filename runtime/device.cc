@@ -1,0 +1,81 @@
+#include "runtime/device.h"
+
+#include <sched.h>
+#include <unistd.h>
+
+#include <set>
+
+#include "absl/status/status.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+
+namespace yolopipe {
+
+std::string DeviceSpec::ToString() const {
+  if (kind == DeviceKind::kCuda) return absl::StrCat("cuda:", index);
+  const int last = first_core + num_threads - 1;
+  return absl::StrCat("cpu:", index, " (", num_threads, num_threads == 1 ? " thread" : " threads",
+                      ", cores ", first_core, last > first_core ? absl::StrCat("-", last) : "",
+                      ")");
+}
+
+int AvailableCores() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+    const int n = CPU_COUNT(&set);
+    if (n > 0) return n;
+  }
+  const long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? static_cast<int>(n) : 1;
+}
+
+absl::StatusOr<std::vector<DeviceSpec>> ParseDevices(const std::string& text,
+                                                     int threads_per_device) {
+  const std::string spec(absl::StripAsciiWhitespace(text));
+  auto usage = [&](const std::string& why) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "bad --devices '", text, "': ", why, " (expected cpu, cpu:K, cuda or cuda:0,1,...)"));
+  };
+  std::vector<DeviceSpec> devices;
+  if (spec == "cpu" || absl::StartsWith(spec, "cpu:")) {
+    int count = 1;
+    if (spec != "cpu" && (!absl::SimpleAtoi(spec.substr(4), &count) || count < 1 || count > 256)) {
+      return usage("K must be a whole number from 1 to 256");
+    }
+    const int cores = AvailableCores();
+    int next_core = 0;
+    for (int i = 0; i < count; ++i) {
+      DeviceSpec d;
+      d.kind = DeviceKind::kCpu;
+      d.index = i;
+      // Split cores as evenly as possible; when devices outnumber cores they share.
+      const int share = cores >= count ? cores / count + (i < cores % count ? 1 : 0) : 1;
+      d.first_core = cores >= count ? next_core : i % cores;
+      next_core += share;
+      d.num_threads = threads_per_device > 0 ? threads_per_device : share;
+      devices.push_back(d);
+    }
+    return devices;
+  }
+  if (spec == "cuda" || absl::StartsWith(spec, "cuda:")) {
+    std::set<int> seen;
+    const std::string list = spec == "cuda" ? "0" : spec.substr(5);
+    for (absl::string_view part : absl::StrSplit(list, ',')) {
+      int ordinal;
+      if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(part), &ordinal) || ordinal < 0) {
+        return usage(absl::StrCat("'", part, "' is not a GPU ordinal"));
+      }
+      if (!seen.insert(ordinal).second) return usage(absl::StrCat("cuda:", ordinal, " repeated"));
+      DeviceSpec d;
+      d.kind = DeviceKind::kCuda;
+      d.index = ordinal;
+      devices.push_back(d);
+    }
+    return devices;
+  }
+  return usage("unknown device kind");
+}
+
+}  // namespace yolopipe
