@@ -1,0 +1,186 @@
+// CLI contract tests: run the real yolopipe binary and check exit status, stdout and stderr.
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+struct Result {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+void WriteFile(const std::string& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary);
+  out << bytes;
+}
+
+Result Yolopipe(const std::string& args) {
+  const std::string dir = ::testing::TempDir();
+  const std::string cmd = "tools/yolopipe " + args + " >" + dir + "/out.txt 2>" + dir + "/err.txt";
+  const int status = std::system(cmd.c_str());
+  Result r;
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r.out = ReadFile(dir + "/out.txt");
+  r.err = ReadFile(dir + "/err.txt");
+  return r;
+}
+
+std::string Tmp(const std::string& name) { return ::testing::TempDir() + "/" + name; }
+
+// A .npy header + zero data for the given shape and dtype (<f4 or <f8).
+std::string Npy(const std::string& shape_tuple, size_t elements, const std::string& descr = "<f4") {
+  std::string header = "{'descr': '" + descr + "', 'fortran_order': False, 'shape': " +
+                       shape_tuple + ", }";
+  const size_t unpadded = 10 + header.size() + 1;
+  header.append((64 - unpadded % 64) % 64, ' ');
+  header += '\n';
+  std::string out("\x93NUMPY\x01\x00", 8);
+  out += static_cast<char>(header.size() & 0xff);
+  out += static_cast<char>(header.size() >> 8);
+  out += header;
+  const size_t element_bytes = descr == "<f8" ? 8 : 4;
+  out.append(elements * element_bytes, '\0');
+  return out;
+}
+
+TEST(CliTest, NoArgumentsIsUsageError) {
+  Result r = Yolopipe("");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("usage: yolopipe"));
+}
+
+TEST(CliTest, UnknownCommandIsUsageError) {
+  Result r = Yolopipe("frobnicate");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("error: unknown command 'frobnicate'"));
+}
+
+TEST(CliTest, UnknownFlagIsUsageError) {
+  Result r = Yolopipe("run --bogus=1");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("unknown flag --bogus"));
+}
+
+TEST(CliTest, MalformedNumberIsUsageError) {
+  Result r = Yolopipe("run --batch=two");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("--batch expects a whole number"));
+}
+
+TEST(CliTest, HelpListsFlags) {
+  Result r = Yolopipe("run --help");
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_THAT(r.out, HasSubstr("--model"));
+  EXPECT_THAT(r.out, HasSubstr("--devices"));
+}
+
+TEST(CliTest, MissingModelFileNamesThePath) {
+  Result r = Yolopipe("info --model=" + Tmp("does_not_exist.onnx"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("error: "));
+  EXPECT_THAT(r.err, HasSubstr("does_not_exist.onnx"));
+}
+
+TEST(CliTest, UnknownBuiltinNameIsExplained) {
+  Result r = Yolopipe("info --model=yolov8q");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("yolov8q"));
+}
+
+TEST(CliTest, GarbageOnnxFileIsRejectedCleanly) {
+  WriteFile(Tmp("garbage.onnx"), std::string(1000, '\x07') + "not a protobuf");
+  Result r = Yolopipe("run --model=" + Tmp("garbage.onnx"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("error: "));
+  EXPECT_THAT(r.err, HasSubstr("garbage.onnx"));
+}
+
+TEST(CliTest, TruncatedExportIsRejectedCleanly) {
+  Result e = Yolopipe("export --model=yolov8n -o " + Tmp("n.onnx"));
+  ASSERT_EQ(e.exit_code, 0) << e.err;
+  const std::string bytes = ReadFile(Tmp("n.onnx"));
+  ASSERT_GT(bytes.size(), 1000000u);
+  WriteFile(Tmp("cut.onnx"), bytes.substr(0, bytes.size() / 2));
+  Result r = Yolopipe("info --model=" + Tmp("cut.onnx"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("cut.onnx"));
+}
+
+TEST(CliTest, InputWithWrongChannelsIsRejected) {
+  WriteFile(Tmp("four.npy"), Npy("(1, 4, 64, 64)", 4 * 64 * 64));
+  Result r = Yolopipe("run --model=yolov8n --input=" + Tmp("four.npy"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("channels"));
+}
+
+TEST(CliTest, InputWithWrongRankIsRejected) {
+  WriteFile(Tmp("rank3.npy"), Npy("(3, 64, 64)", 3 * 64 * 64));
+  Result r = Yolopipe("run --model=yolov8n --input=" + Tmp("rank3.npy"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("(3, 64, 64)"));
+}
+
+TEST(CliTest, WrongDtypeInputIsRejected) {
+  WriteFile(Tmp("f8.npy"), Npy("(1, 3, 2, 2)", 12, "<f8"));
+  Result r = Yolopipe("run --model=yolov8n --input=" + Tmp("f8.npy"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("float32"));
+}
+
+TEST(CliTest, TruncatedNpyIsRejected) {
+  std::string npy = Npy("(1, 3, 64, 64)", 3 * 64 * 64);
+  WriteFile(Tmp("short.npy"), npy.substr(0, npy.size() - 10));
+  Result r = Yolopipe("run --model=yolov8n --input=" + Tmp("short.npy"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("short.npy"));
+}
+
+TEST(CliTest, BadDevicesIsUsageError) {
+  Result r = Yolopipe("run --devices=tpu:3");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("--devices"));
+}
+
+TEST(CliTest, ExportRequiresOutput) {
+  Result r = Yolopipe("export --model=yolov8n");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("-o"));
+}
+
+TEST(CliTest, InfoReportsYolov8nFigures) {
+  Result r = Yolopipe("info --model=yolov8n");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  // Figures from YOLOV8.md (published Ultralytics numbers).
+  EXPECT_THAT(r.out, HasSubstr("3,151,904"));
+  EXPECT_THAT(r.out, HasSubstr("8.74 GFLOPs"));
+  EXPECT_THAT(r.out, HasSubstr("(1, 84, 8400)"));
+  EXPECT_THAT(r.out, HasSubstr("model.4.m.1.cv2"));
+}
+
+TEST(CliTest, RunWritesOutputOfTheRightShape) {
+  Result r = Yolopipe("run --model=yolov8n --nc=3 --imgsz=128 --batch=2 --output=" +
+                      Tmp("o.npy"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("img/s"));
+  const std::string npy = ReadFile(Tmp("o.npy"));
+  // 128x128 gives 16*16 + 8*8 + 4*4 = 336 anchors; 4 + 3 classes.
+  EXPECT_THAT(npy, HasSubstr("'shape': (2, 7, 336)"));
+  EXPECT_THAT(r.err, Not(HasSubstr("error")));
+}
+
+}  // namespace

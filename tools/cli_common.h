@@ -1,0 +1,44 @@
+// Pieces every yolopipe command shares: model flags, error reporting, exit codes.
+#ifndef YOLOPIPE_TOOLS_CLI_COMMON_H_
+#define YOLOPIPE_TOOLS_CLI_COMMON_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "runtime/model.h"
+#include "tools/flags.h"
+
+namespace yolopipe::cli {
+
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitError = 1;
+inline constexpr int kExitUsage = 2;
+
+// Adds --model, --nc, --seed and --imgsz.
+void AddModelFlags(FlagSet& flags);
+absl::StatusOr<Model> LoadModelFromFlags(const FlagSet& flags);
+
+// Parses args; on --help prints usage and returns kExitOk; on a usage error prints
+// "error: ..." and the usage and returns kExitUsage; otherwise returns -1 (continue).
+int ParseOrExit(FlagSet& flags, const std::vector<std::string>& args);
+
+// Prints "error: <message>" on stderr and returns the exit status for it (2 for usage errors
+// such as a bad flag value, 1 otherwise).
+int ReportError(const absl::Status& status);
+
+// "12.3 MiB"
+std::string FormatBytes(double bytes);
+// "3,151,904"
+std::string WithThousands(int64_t n);
+
+// Commands (one file each).
+int InfoCommand(const std::vector<std::string>& args);
+int RunCommand(const std::vector<std::string>& args);
+int ExportCommand(const std::vector<std::string>& args);
+int BenchCommand(const std::vector<std::string>& args);
+
+}  // namespace yolopipe::cli
+
+#endif  // YOLOPIPE_TOOLS_CLI_COMMON_H_

@@ -1,0 +1,143 @@
+// yolopipe run: run a model on a batch and report throughput.
+#include <algorithm>
+#include <chrono>
+#include <iostream>
+
+#include "absl/strings/str_format.h"
+#include "runtime/device.h"
+#include "runtime/npy.h"
+#include "runtime/session.h"
+#include "tools/cli_common.h"
+
+namespace yolopipe::cli {
+namespace {
+
+absl::StatusOr<ops::Backend> ParseBackend(const std::string& name) {
+  if (name == "cpu") return ops::Backend::kCpu;
+  if (name == "reference") return ops::Backend::kReference;
+  return absl::InvalidArgumentError(
+      absl::StrCat("--kernels must be cpu or reference, got '", name, "'"));
+}
+
+}  // namespace
+
+int RunCommand(const std::vector<std::string>& args) {
+  FlagSet flags("run", "Run a model on an input batch and report throughput and latency.");
+  AddModelFlags(flags);
+  flags.AddString("input", "", ".npy float32 (B, 3, H, W) input; default: synthetic");
+  flags.AddInt("batch", 1, "synthetic input: images per batch");
+  flags.AddInt("input_seed", 1, "synthetic input: seed of the pixel values");
+  flags.AddString("output", "", "write the output (B, 4+nc, A) to this .npy file");
+  flags.AddString("devices", "cpu", "cpu, cpu:K (K CPU devices splitting the cores), cuda:0,...");
+  flags.AddString("mode", "single", "single (pipeline, data and hybrid: not yet available)");
+  flags.AddInt("threads", 0, "threads per CPU device (0: the device's share of the cores)");
+  flags.AddString("kernels", "cpu", "cpu (oneDNN) or reference (naive oracle kernels)");
+  flags.AddInt("repeats", 1, "timed runs (the output is that of the last)");
+  flags.AddInt("warmup", 0, "untimed runs before the timed ones");
+  flags.AddInt("top_steps", 0, "print the N slowest steps of the last run");
+  if (int rc = ParseOrExit(flags, args); rc >= 0) return rc;
+
+  if (flags.GetString("mode") != "single") {
+    return ReportError(absl::UnimplementedError(absl::StrCat(
+        "--mode ", flags.GetString("mode"), " is not available yet; only --mode single runs")));
+  }
+  const int64_t repeats = flags.GetInt("repeats"), warmup = flags.GetInt("warmup");
+  if (repeats < 1 || warmup < 0) {
+    std::cerr << "error: --repeats must be >= 1 and --warmup >= 0\n";
+    return kExitUsage;
+  }
+  auto backend = ParseBackend(flags.GetString("kernels"));
+  if (!backend.ok()) {
+    std::cerr << "error: " << backend.status().message() << "\n";
+    return kExitUsage;
+  }
+  auto devices = ParseDevices(flags.GetString("devices"), static_cast<int>(flags.GetInt("threads")));
+  if (!devices.ok()) {
+    std::cerr << "error: " << devices.status().message() << "\n";
+    return kExitUsage;
+  }
+
+  auto model = LoadModelFromFlags(flags);
+  if (!model.ok()) return ReportError(model.status());
+
+  Tensor input;
+  if (!flags.GetString("input").empty()) {
+    if (flags.IsSet("batch")) {
+      std::cerr << "error: give either --input or --batch, not both\n";
+      return kExitUsage;
+    }
+    auto loaded = ReadNpyFile(flags.GetString("input"));
+    if (!loaded.ok()) return ReportError(loaded.status());
+    if (loaded->dtype() != DType::kFloat32) {
+      return ReportError(absl::InvalidArgumentError(
+          absl::StrCat(flags.GetString("input"), ": input must be float32, got ",
+                       DTypeName(loaded->dtype()))));
+    }
+    if (loaded->rank() != 4) {
+      return ReportError(absl::InvalidArgumentError(
+          absl::StrCat(flags.GetString("input"), ": input must be (batch, 3, height, width), got ",
+                       ShapeToString(loaded->shape()))));
+    }
+    input = *loaded;
+  } else {
+    auto shape = InputShapeFor(*model, flags.GetInt("batch"), flags.GetInt("imgsz"));
+    if (!shape.ok()) return ReportError(shape.status());
+    input = SyntheticInput(*shape, static_cast<uint64_t>(flags.GetInt("input_seed")));
+  }
+
+  SessionOptions options;
+  options.device = (*devices)[0];
+  options.backend = *backend;
+  options.record_step_times = flags.GetInt("top_steps") > 0;
+  auto session = Session::Create(*model, input.shape(), options);
+  if (!session.ok()) return ReportError(session.status());
+  Executor& ex = (*session)->executor();
+  std::cout << "yolopipe run: " << model->source << ", mode single on "
+            << options.device.ToString() << ", " << ops::BackendName(*backend)
+            << " kernels, input " << ShapeToString(input.shape()) << "\n";
+  std::cout << "prepared " << ex.steps().size() << " steps; activations "
+            << FormatBytes(ex.arena_bytes()) << " (" << FormatBytes(ex.unplanned_activation_bytes())
+            << " without reuse), weights " << FormatBytes(ex.weight_bytes()) << "\n";
+
+  for (int64_t i = 0; i < warmup; ++i) {
+    if (auto r = (*session)->Run(input); !r.ok()) return ReportError(r.status());
+  }
+  std::vector<double> ms;
+  absl::StatusOr<Tensor> output;
+  for (int64_t i = 0; i < repeats; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    output = (*session)->Run(input);
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+                     .count());
+    if (!output.ok()) return ReportError(output.status());
+  }
+  std::sort(ms.begin(), ms.end());
+  const double median = ms[ms.size() / 2];
+  const int64_t images = input.dim(0);
+  std::cout << absl::StrFormat("%d images in %.1f ms (median of %d): %.2f img/s, %.1f ms/img\n",
+                               images, median, ms.size(), images * 1000.0 / median,
+                               median / images);
+  std::cout << "output " << ShapeToString(output->shape()) << "\n";
+  if (const int64_t top = flags.GetInt("top_steps"); top > 0) {
+    std::vector<ExecutionStep> steps = ex.steps();
+    double total = 0.0;
+    for (const ExecutionStep& s : steps) total += s.last_ms;
+    std::sort(steps.begin(), steps.end(),
+              [](const ExecutionStep& a, const ExecutionStep& b) { return a.last_ms > b.last_ms; });
+    std::cout << absl::StrFormat("slowest steps of the last run (%.1f ms in all):\n", total);
+    for (int64_t i = 0; i < top && i < static_cast<int64_t>(steps.size()); ++i) {
+      std::cout << absl::StrFormat("  %8.2f ms %5.1f%%  %-28s %-16s %s\n", steps[i].last_ms,
+                                   100.0 * steps[i].last_ms / total, steps[i].name,
+                                   steps[i].op_type, ops::BackendName(steps[i].backend));
+    }
+  }
+  if (!flags.GetString("output").empty()) {
+    if (absl::Status s = WriteNpyFile(flags.GetString("output"), *output); !s.ok()) {
+      return ReportError(s);
+    }
+    std::cout << "wrote " << flags.GetString("output") << "\n";
+  }
+  return kExitOk;
+}
+
+}  // namespace yolopipe::cli

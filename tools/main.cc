@@ -1,0 +1,41 @@
+// yolopipe: command-line entry point. Flag parsing and printing only; the work is in the library.
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "tools/cli_common.h"
+
+namespace {
+
+constexpr char kUsage[] =
+    "usage: yolopipe <command> [flags]\n"
+    "\n"
+    "commands:\n"
+    "  info     layers, output shapes, parameters and FLOPs of a model\n"
+    "  run      run a model on an input batch (.npy or synthetic) and report img/s\n"
+    "  bench    time a model over repeats: img/s min and median\n"
+    "  export   write a model (e.g. built-in yolov8n) as an ONNX file\n"
+    "\n"
+    "`yolopipe <command> --help` lists the command's flags.\n";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace yolopipe::cli;
+  if (argc < 2) {
+    std::cerr << kUsage;
+    return kExitUsage;
+  }
+  const std::string command = argv[1];
+  const std::vector<std::string> args(argv + 2, argv + argc);
+  if (command == "--help" || command == "-h" || command == "help") {
+    std::cout << kUsage;
+    return kExitOk;
+  }
+  if (command == "info") return InfoCommand(args);
+  if (command == "run") return RunCommand(args);
+  if (command == "export") return ExportCommand(args);
+  if (command == "bench") return BenchCommand(args);
+  std::cerr << "error: unknown command '" << command << "'\n\n" << kUsage;
+  return kExitUsage;
+}
