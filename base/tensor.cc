@@ -64,28 +64,8 @@ absl::StatusOr<Tensor> Tensor::ToLayout(Layout layout) const {
     return absl::InvalidArgumentError(absl::StrCat("cannot convert ", DebugString(), " to ",
                                                    LayoutName(layout)));
   }
-  const int64_t n = shape_[0], c = shape_[1], h = shape_[2], w = shape_[3];
   Tensor out(dtype_, shape_, layout);
-  const float* src = data<float>();
-  float* dst = out.data<float>();
-  const int64_t hw = h * w;
-  if (layout == Layout::kNHWC) {  // plain -> nhwc
-    for (int64_t b = 0; b < n; ++b) {
-      const float* s = src + b * c * hw;
-      float* d = dst + b * c * hw;
-      for (int64_t ch = 0; ch < c; ++ch) {
-        for (int64_t p = 0; p < hw; ++p) d[p * c + ch] = s[ch * hw + p];
-      }
-    }
-  } else {  // nhwc -> plain
-    for (int64_t b = 0; b < n; ++b) {
-      const float* s = src + b * c * hw;
-      float* d = dst + b * c * hw;
-      for (int64_t p = 0; p < hw; ++p) {
-        for (int64_t ch = 0; ch < c; ++ch) d[ch * hw + p] = s[p * c + ch];
-      }
-    }
-  }
+  ConvertLayoutInto(*this, out);
   return out;
 }
 
@@ -130,6 +110,29 @@ int64_t Tensor::GetAsInt64(int64_t i) const {
 std::string Tensor::DebugString() const {
   return absl::StrCat(DTypeName(dtype_), ShapeToString(shape_),
                       layout_ == Layout::kNHWC ? " nhwc" : "");
+}
+
+void ConvertLayoutInto(const Tensor& src, Tensor& dst) {
+  const int64_t n = src.dim(0), c = src.dim(1), hw = src.dim(2) * src.dim(3);
+  const float* s = src.data<float>();
+  float* d = dst.data<float>();
+  if (src.layout() == dst.layout()) {
+    std::memcpy(d, s, src.bytes());
+    return;
+  }
+  for (int64_t b = 0; b < n; ++b) {
+    const float* sb = s + b * c * hw;
+    float* db = d + b * c * hw;
+    if (dst.layout() == Layout::kNHWC) {
+      for (int64_t ch = 0; ch < c; ++ch) {
+        for (int64_t p = 0; p < hw; ++p) db[p * c + ch] = sb[ch * hw + p];
+      }
+    } else {
+      for (int64_t p = 0; p < hw; ++p) {
+        for (int64_t ch = 0; ch < c; ++ch) db[ch * hw + p] = sb[p * c + ch];
+      }
+    }
+  }
 }
 
 bool BitwiseEqual(const Tensor& a, const Tensor& b) {

@@ -95,6 +95,10 @@ class Tensor {
   Layout layout_ = Layout::kPlain;
 };
 
+// Copies a 4-D float32 `src` into `dst`, which has the same shape and possibly another layout
+// (plain <-> channels-last). No allocation.
+void ConvertLayoutInto(const Tensor& src, Tensor& dst);
+
 // True when both tensors have the same dtype, shape, layout and bytes.
 bool BitwiseEqual(const Tensor& a, const Tensor& b);
 

@@ -22,38 +22,25 @@ struct Executor::Slot {
   int input_index = -1;
   int first_step = 0;
   int last_step = 0;
+  // Arena slots only: the slot whose bytes this one views (a zero-copy Reshape), or -1.
+  int alias_of = -1;
 };
 
 struct Executor::Step {
-  std::unique_ptr<ops::Kernel> kernel;  // null for a layout conversion
+  // Null for a zero-copy step (an aliasing reshape), or a layout conversion without a registered
+  // LayoutConversion kernel (then base's ConvertLayoutInto does it).
+  std::unique_ptr<ops::Kernel> kernel;
+  bool zero_copy = false;
   std::vector<int> inputs;              // slot ids; -1 for an absent optional input
   std::vector<int> outputs;             // slot ids
 };
 
 namespace {
 
-// Copies `src` into `dst`, which has the same logical shape and possibly another layout.
-void ConvertLayoutInto(const Tensor& src, Tensor& dst) {
-  const int64_t n = src.dim(0), c = src.dim(1), hw = src.dim(2) * src.dim(3);
-  const float* s = src.data<float>();
-  float* d = dst.data<float>();
-  if (src.layout() == dst.layout()) {
-    std::memcpy(d, s, src.bytes());
-    return;
-  }
-  for (int64_t b = 0; b < n; ++b) {
-    const float* sb = s + b * c * hw;
-    float* db = d + b * c * hw;
-    if (dst.layout() == Layout::kNHWC) {
-      for (int64_t ch = 0; ch < c; ++ch) {
-        for (int64_t p = 0; p < hw; ++p) db[p * c + ch] = sb[ch * hw + p];
-      }
-    } else {
-      for (int64_t p = 0; p < hw; ++p) {
-        for (int64_t ch = 0; ch < c; ++ch) db[ch * hw + p] = sb[p * c + ch];
-      }
-    }
-  }
+// Ops whose output is the input's bytes under another shape: in plain layout they need no copy.
+bool IsPureReshape(const std::string& op_type) {
+  return op_type == "Reshape" || op_type == "Flatten" || op_type == "Squeeze" ||
+         op_type == "Unsqueeze" || op_type == "Identity";
 }
 
 bool IsActivation4D(const ops::TensorDesc& d) {
@@ -121,16 +108,30 @@ absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(const Graph& graph,
     Step step;
     step.inputs = {src_id};
     step.outputs = {id};
+    ops::KernelSpec conversion;
+    conversion.node_name = absl::StrCat(name, layout == Layout::kNHWC ? ":to_nhwc" : ":to_plain");
+    conversion.op_type = "LayoutConversion";
+    conversion.attrs.Set("to", std::string(layout == Layout::kNHWC ? "nhwc" : "plain"));
+    conversion.inputs = {ex->slots_[src_id].desc};
+    conversion.constant_inputs.resize(1);
+    ops::Backend conversion_backend = ops::Backend::kReference;
+    if (registry.ResolveBackend("LayoutConversion", options.backend).ok()) {
+      YP_ASSIGN_OR_RETURN(step.kernel, registry.Create(options.backend, conversion));
+      YP_RETURN_IF_ERROR(step.kernel->Reshape(conversion.inputs).status());
+      conversion_backend = *registry.ResolveBackend("LayoutConversion", options.backend);
+    }
     ex->exec_steps_.push_back(std::move(step));
     ExecutionStep info;
     info.name = absl::StrCat(name, layout == Layout::kNHWC ? ":to_nhwc" : ":to_plain");
     info.op_type = "LayoutConversion";
+    info.backend = conversion_backend;
     info.output_layout = layout;
     info.output_bytes = ex->slots_[id].desc.bytes();
     ex->steps_.push_back(info);
     return id;
   };
 
+  std::map<std::string, std::vector<int>> consumers = graph.Consumers();
   for (const Node& node : graph.nodes()) {
     ops::KernelSpec spec;
     spec.node_name = node.name;
@@ -182,8 +183,17 @@ absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(const Graph& graph,
         }
       }
     }
-    // Convolutions open channels-last regions; other layout-aware ops join one already open.
-    const bool try_nhwc = node.op_type == "Conv" || any_nhwc_available;
+    // Layout-aware ops join a channels-last region already open. A convolution opens one when its
+    // output feeds another layout-aware op (so the region lasts); otherwise the two conversions
+    // would cost more than they save.
+    bool output_feeds_nhwc = false;
+    if (node.op_type == "Conv" && options.channels_last) {
+      for (int consumer : consumers[node.outputs[0]]) {
+        const Node& c = graph.nodes()[consumer];
+        output_feeds_nhwc |= registry.Traits(c.op_type, options.backend).accepts_nhwc;
+      }
+    }
+    const bool try_nhwc = any_nhwc_available || output_feeds_nhwc;
 
     std::unique_ptr<ops::Kernel> kernel;
     std::vector<ops::TensorDesc> outputs;
@@ -249,6 +259,18 @@ absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(const Graph& graph,
       step.outputs.push_back(add_slot(std::move(slot), outputs[o].layout));
     }
     ex->workspace_bytes_ = std::max(ex->workspace_bytes_, kernel->workspace_bytes());
+    // A reshape of a plain arena tensor becomes a view of the same bytes.
+    if (IsPureReshape(node.op_type) && step.outputs.size() == 1 && step.inputs[0] >= 0 &&
+        ex->slots_[step.inputs[0]].source == Slot::Source::kArena &&
+        ex->slots_[step.inputs[0]].desc.layout == Layout::kPlain &&
+        outputs[0].layout == Layout::kPlain &&
+        outputs[0].bytes() == ex->slots_[step.inputs[0]].desc.bytes()) {
+      int root = step.inputs[0];
+      while (ex->slots_[root].alias_of >= 0) root = ex->slots_[root].alias_of;
+      ex->slots_[step.outputs[0]].alias_of = root;
+      step.zero_copy = true;
+      info.view = true;
+    }
     step.kernel = std::move(kernel);
     ex->exec_steps_.push_back(std::move(step));
     ex->steps_.push_back(std::move(info));
@@ -278,12 +300,20 @@ absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(const Graph& graph,
     }
   }
   for (int id : ex->output_slots_) ex->slots_[id].last_step = num_steps;
+  // A view keeps its root's bytes alive.
+  for (size_t id = 0; id < ex->slots_.size(); ++id) {
+    const Slot& slot = ex->slots_[id];
+    if (slot.alias_of >= 0) {
+      Slot& root = ex->slots_[slot.alias_of];
+      root.last_step = std::max(root.last_step, slot.last_step);
+    }
+  }
 
   std::vector<BufferRequest> requests;
   std::vector<int> arena_slots;
   for (size_t id = 0; id < ex->slots_.size(); ++id) {
     const Slot& slot = ex->slots_[id];
-    if (slot.source != Slot::Source::kArena) continue;
+    if (slot.source != Slot::Source::kArena || slot.alias_of >= 0) continue;
     requests.push_back({slot.desc.bytes(), slot.first_step, slot.last_step});
     arena_slots.push_back(static_cast<int>(id));
   }
@@ -295,6 +325,12 @@ absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(const Graph& graph,
     Slot& slot = ex->slots_[arena_slots[r]];
     slot.tensor = Tensor(ex->arena_, plan.offsets[r], slot.desc.dtype, slot.desc.shape,
                          slot.desc.layout);
+  }
+  for (Slot& slot : ex->slots_) {
+    if (slot.alias_of < 0) continue;
+    const Slot& root = ex->slots_[slot.alias_of];
+    slot.tensor = Tensor(ex->arena_, root.tensor.offset(), slot.desc.dtype, slot.desc.shape,
+                         Layout::kPlain);
   }
   ex->workspace_ = std::make_shared<Buffer>(ex->workspace_bytes_);
   return ex;
@@ -325,7 +361,9 @@ absl::StatusOr<std::vector<Tensor>> Executor::Run(absl::Span<const Tensor> input
   for (size_t s = 0; s < exec_steps_.size(); ++s) {
     Step& step = exec_steps_[s];
     const auto start = std::chrono::steady_clock::now();
-    if (step.kernel == nullptr) {
+    if (step.zero_copy) {
+      // The output slot views the input's bytes; nothing to do.
+    } else if (step.kernel == nullptr) {
       ConvertLayoutInto(slots_[step.inputs[0]].tensor, slots_[step.outputs[0]].tensor);
     } else {
       in_tensors.clear();

@@ -41,6 +41,7 @@ struct ExecutionStep {
   Layout output_layout = Layout::kPlain;
   size_t output_bytes = 0;
   size_t workspace_bytes = 0;
+  bool view = false;     // a reshape that aliases its input's bytes: no work at run time
   double last_ms = 0.0;  // wall time of this step in the last Run (record_step_times only)
 };
 

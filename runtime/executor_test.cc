@@ -203,3 +203,28 @@ TEST(ExecutorTest, UnsupportedOpNamesTheNode) {
 
 }  // namespace
 }  // namespace yolopipe
+
+namespace yolopipe {
+namespace {
+
+TEST(ExecutorTest, PlainReshapeIsAZeroCopyView) {
+  // The final Reshape reads the pool output in plain layout (the kReference backend never goes
+  // channels-last), so it must be a view and the result must still be right.
+  ExecutorOptions options;
+  options.backend = ops::Backend::kReference;
+  const Graph g = SmallGraph();
+  auto ex = Executor::Create(g, options);
+  ASSERT_TRUE(ex.ok()) << ex.status();
+  bool reshape_is_view = false;
+  for (const ExecutionStep& s : (*ex)->steps()) {
+    if (s.name == "reshape") reshape_is_view = s.view;
+  }
+  EXPECT_TRUE(reshape_is_view);
+  const Tensor x = RandomTensor({1, 3, 8, 8}, 21);
+  auto out = (*ex)->Run({x});
+  ASSERT_TRUE(out.ok()) << out.status();
+  ExpectNear((*out)[0], Expected(g, x), 1e-4f);
+}
+
+}  // namespace
+}  // namespace yolopipe

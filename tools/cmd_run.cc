@@ -128,7 +128,8 @@ int RunCommand(const std::vector<std::string>& args) {
     for (int64_t i = 0; i < top && i < static_cast<int64_t>(steps.size()); ++i) {
       std::cout << absl::StrFormat("  %8.2f ms %5.1f%%  %-28s %-16s %s\n", steps[i].last_ms,
                                    100.0 * steps[i].last_ms / total, steps[i].name,
-                                   steps[i].op_type, ops::BackendName(steps[i].backend));
+                                   steps[i].op_type,
+                                   steps[i].view ? "view" : ops::BackendName(steps[i].backend));
     }
   }
   if (!flags.GetString("output").empty()) {
