@@ -55,6 +55,72 @@ TEST(CpuConcatTest, LargeNhwcConcatUsesThreads) {
   EXPECT_TRUE(CpuMatchesReference(c, Layout::kNHWC));
 }
 
+// Channel counts that hit every copy loop: the fixed-size runs (8, 16, 32, 48, 64 floats), the
+// 32-byte-chunk loop with each tail (16, 8, 4 bytes), and runs of 1 KiB and more; on enough
+// pixels for several blocks per thread.
+TEST(CpuConcatTest, EveryRunWidthNhwc) {
+  std::mt19937 rng(11);
+  for (int64_t c : {1, 2, 3, 4, 5, 7, 8, 16, 17, 32, 48, 64, 72, 300}) {
+    CpuCase cat{"Concat", Axis(1),
+                {RandomFloats({2, c, 23, 37}, rng), RandomFloats({2, 16, 23, 37}, rng),
+                 RandomFloats({2, c, 23, 37}, rng)},
+                {},
+                {Layout::kNHWC, Layout::kNHWC, Layout::kNHWC}};
+    cat.num_threads = 2;
+    EXPECT_TRUE(CpuMatchesReference(cat, Layout::kNHWC)) << "c=" << c;
+    CpuCase split{"Split", Axis(1), {RandomFloats({2, 2 * c, 23, 37}, rng)}, {}, {Layout::kNHWC}};
+    split.num_outputs = 2;
+    split.num_threads = 2;
+    EXPECT_TRUE(CpuMatchesReference(split, Layout::kNHWC)) << "c=" << c;
+  }
+}
+
+// One-byte elements: runs of any byte count.
+TEST(CpuConcatTest, PlainByteRunsOfEveryLength) {
+  std::mt19937 rng(12);
+  auto bytes = [&](const Shape& shape) {
+    Tensor t(DType::kUInt8, shape);
+    for (int64_t i = 0; i < t.num_elements(); ++i) t.data<uint8_t>()[i] = rng() & 0xFF;
+    return t;
+  };
+  for (int64_t width : {1, 3, 7, 15, 31, 33, 63, 1100}) {
+    CpuCase cat{"Concat", Axis(1), {bytes({5, width}), bytes({5, 2}), bytes({5, width})}};
+    EXPECT_TRUE(CpuMatchesReference(cat, Layout::kPlain)) << "width " << width;
+    CpuCase split{"Split", Axis(-1), {bytes({5, 2 * width})}};
+    split.num_outputs = 2;
+    EXPECT_TRUE(CpuMatchesReference(split, Layout::kPlain)) << "width " << width;
+  }
+}
+
+// Rows of 4 KiB and more are copied as byte ranges split across threads, even with one row.
+TEST(CpuConcatTest, PlainLongRowsSplitAcrossThreads) {
+  std::mt19937 rng(13);
+  for (int64_t n : {1, 3}) {
+    // The detect head: (B, 64, A) box and (B, 80, A) class rows, an empty input in between.
+    CpuCase cat{"Concat", Axis(1),
+                {RandomFloats({n, 64, 3001}, rng), RandomFloats({n, 0, 3001}, rng),
+                 RandomFloats({n, 80, 3001}, rng)}};
+    cat.num_threads = 2;
+    EXPECT_TRUE(CpuMatchesReference(cat, Layout::kPlain)) << "n=" << n;
+    CpuCase split{"Split", Axis(1),
+                  {RandomFloats({n, 144, 3001}, rng), Tensor::FromInt64s({3}, {64, 0, 80})},
+                  {1}};
+    split.num_outputs = 3;
+    split.num_threads = 2;
+    EXPECT_TRUE(CpuMatchesReference(split, Layout::kPlain)) << "n=" << n;
+  }
+  // Many long rows, and pieces that straddle the 64 KiB chunk boundaries at odd offsets.
+  CpuCase rows{"Concat", Axis(-1),
+               {RandomFloats({37, 1001}, rng), RandomFloats({37, 3}, rng),
+                RandomFloats({37, 2000}, rng)}};
+  rows.num_threads = 2;
+  EXPECT_TRUE(CpuMatchesReference(rows, Layout::kPlain));
+  CpuCase split_rows{"Split", Axis(-1), {RandomFloats({37, 3003}, rng)}};
+  split_rows.num_outputs = 3;
+  split_rows.num_threads = 2;
+  EXPECT_TRUE(CpuMatchesReference(split_rows, Layout::kPlain));
+}
+
 TEST(CpuConcatTest, MixedNhwcAndPlainInputs) {
   std::mt19937 rng(3);
   CpuCase c{"Concat", Axis(1),

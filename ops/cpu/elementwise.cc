@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "ops/cpu/parallel.h"
+#include "ops/cpu/vector_math.h"
 #include "ops/reference/elementwise.h"
 #include "ops/reference/kernel_util.h"
 #include "ops/registry.h"
@@ -182,7 +183,7 @@ class CpuSigmoidKernel : public SpecKernel {
     float* y = outputs[0].data<float>();
     ParallelFor(ctx.num_threads, inputs[0].num_elements(), kMinElementsPerThread,
                 [&](int64_t begin, int64_t end) {
-                  for (int64_t i = begin; i < end; ++i) y[i] = Sigmoid(x[i]);
+                  vmath::SigmoidArray(x + begin, y + begin, end - begin);
                 });
     return absl::OkStatus();
   }

@@ -2,7 +2,9 @@
 //
 // Contract (KernelTraits{accepts_nhwc = true}; Add/Mul: any non-constant input, Sigmoid: input 0):
 //  - Sigmoid: any layout; float32 runs here (output in the input's layout), float64 runs the
-//    reference kernel.
+//    reference kernel. float32 uses the reference's formula with the vectorised vmath::Exp
+//    (ops/cpu/vector_math.h) in place of std::exp: outputs are within 1e-6 relative of the
+//    reference's (observed at most 1.8e-7 over all floats), not bitwise equal.
 //  - Add, Mul with kPlain inputs: reference semantics (numpy broadcasting, float32/float64/int64/
 //    int32); float32 inputs of identical shape, or with a one-element operand, run a flat loop
 //    here, the rest runs the reference broadcasting code.

@@ -4,6 +4,10 @@
 #include <limits>
 #include <vector>
 
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
 #include "absl/strings/str_cat.h"
 #include "ops/cpu/parallel.h"
 #include "ops/reference/kernel_util.h"
@@ -62,29 +66,60 @@ class CpuMaxPoolKernel : public SpecKernel {
     *last = std::max(k0, k1);
   }
 
+  // Separable: a window's maximum is the maximum over its rows of each row's maximum. Taking rows
+  // in order and taps in order within a row visits the values in the reference's order, and
+  // MaxInto keeps the reference's std::max(best, v) choice, so the result is the reference's bit
+  // for bit (the sign of a zero maximum, and NaNs, which are skipped, included). Each input row's
+  // horizontal maxima are computed once into a small ring and reused by every output row whose
+  // window covers it.
   void PoolRowsNhwc(const float* x, float* y, int64_t begin, int64_t end) const {
     const PoolGeometry& g = geometry_;
     const PoolParams& p = g.params;
     const int64_t c = g.c;
+    const int64_t row_floats = g.ow * c;
+    std::vector<int64_t> kx0(g.ow), kx1(g.ow);
+    for (int64_t ox = 0; ox < g.ow; ++ox) {
+      TapRange(ox, p.stride_w, g.pad_left, p.dilation_w, p.kernel_w, g.w, &kx0[ox], &kx1[ox]);
+    }
+    // Slot iy % kernel_h holds the horizontal maxima of input row `ring_key[slot]` (n * h + iy).
+    std::vector<float> ring(static_cast<size_t>(p.kernel_h * row_floats));
+    std::vector<int64_t> ring_key(p.kernel_h, -1);
     for (int64_t row = begin; row < end; ++row) {
       const int64_t n = row / g.oh, oy = row % g.oh;
       int64_t ky0, ky1;
       TapRange(oy, p.stride_h, g.pad_top, p.dilation_h, p.kernel_h, g.h, &ky0, &ky1);
-      for (int64_t ox = 0; ox < g.ow; ++ox) {
-        int64_t kx0, kx1;
-        TapRange(ox, p.stride_w, g.pad_left, p.dilation_w, p.kernel_w, g.w, &kx0, &kx1);
-        float* out = y + ((n * g.oh + oy) * g.ow + ox) * c;
-        std::fill(out, out + c, kLowest);
-        for (int64_t ky = ky0; ky < ky1; ++ky) {
-          const int64_t iy = oy * p.stride_h - g.pad_top + ky * p.dilation_h;
-          for (int64_t kx = kx0; kx < kx1; ++kx) {
-            const int64_t ix = ox * p.stride_w - g.pad_left + kx * p.dilation_w;
-            const float* in = x + ((n * g.h + iy) * g.w + ix) * c;
-            for (int64_t ch = 0; ch < c; ++ch) out[ch] = std::max(out[ch], in[ch]);
+      float* out = y + row * row_floats;
+      std::fill(out, out + row_floats, kLowest);
+      for (int64_t ky = ky0; ky < ky1; ++ky) {
+        const int64_t iy = oy * p.stride_h - g.pad_top + ky * p.dilation_h;
+        const int64_t slot = iy % p.kernel_h;
+        float* horizontal = ring.data() + slot * row_floats;
+        if (ring_key[slot] != n * g.h + iy) {
+          const float* in_row = x + (n * g.h + iy) * g.w * c;
+          for (int64_t ox = 0; ox < g.ow; ++ox) {
+            float* h = horizontal + ox * c;
+            std::fill(h, h + c, kLowest);
+            for (int64_t kx = kx0[ox]; kx < kx1[ox]; ++kx) {
+              MaxInto(h, in_row + (ox * p.stride_w - g.pad_left + kx * p.dilation_w) * c, c);
+            }
           }
+          ring_key[slot] = n * g.h + iy;
         }
+        MaxInto(out, horizontal, row_floats);
       }
     }
+  }
+
+  // acc[i] = std::max(acc[i], v[i]): v[i] replaces acc[i] only when acc[i] < v[i].
+  static void MaxInto(float* acc, const float* v, int64_t count) {
+    int64_t i = 0;
+#if defined(__AVX2__)
+    // maxps(a, b) returns b unless a > b: with a = v, b = acc that is std::max(acc, v)'s choice.
+    for (; i + 8 <= count; i += 8) {
+      _mm256_storeu_ps(acc + i, _mm256_max_ps(_mm256_loadu_ps(v + i), _mm256_loadu_ps(acc + i)));
+    }
+#endif
+    for (; i < count; ++i) acc[i] = std::max(acc[i], v[i]);
   }
 
   void PoolRowsPlain(const float* x, float* y, int64_t begin, int64_t end) const {

@@ -1,6 +1,7 @@
 // 2-D MaxPool (Backend::kCpu) for plain and channels-last activations; semantics and validation
-// are the reference's (ops/reference/max_pool.h). Registered with KernelTraits{accepts_nhwc}: a
-// kNHWC input gives a kNHWC output (the channel loop is innermost and vectorizes), a kPlain input
+// are the reference's (ops/reference/max_pool.h), and so are the outputs, bit for bit.
+// Registered with KernelTraits{accepts_nhwc}: a kNHWC input gives a kNHWC output (separable:
+// per-row maxima vectorised over channels, then maxima across the window's rows), a kPlain input
 // a kPlain output. Rows run on up to RunContext::num_threads OpenMP threads. One Run at a time
 // per instance.
 #ifndef YOLOPIPE_OPS_CPU_MAX_POOL_H_

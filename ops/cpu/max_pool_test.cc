@@ -1,6 +1,8 @@
 // kCpu MaxPool against the reference, plain and NHWC. A max is exact: results must be equal.
 #include "ops/cpu/max_pool.h"
 
+#include <cmath>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -57,6 +59,49 @@ TEST(CpuMaxPoolTest, MatchesReferenceInBothLayouts) {
       }
     }
   }
+}
+
+// Larger inputs on two threads: SPPF's 5x5 window reuses each row's horizontal maxima across
+// output rows; a dilation equal to the kernel size makes every tap of a window share one ring
+// slot; stride 2 skips rows.
+TEST(CpuMaxPoolTest, RowReuseAcrossOutputRowsNhwc) {
+  std::mt19937 rng(2);
+  for (const PoolCase& p : std::vector<PoolCase>{{5, 1, 2, 1, false},
+                                                 {3, 1, 3, 3, false},
+                                                 {3, 2, 1, 1, true},
+                                                 {1, 1, 0, 1, false}}) {
+    CpuCase cs{"MaxPool", PoolAttrs(p), {RandomFloats({3, 40, 20, 21}, rng)}, {}, {Layout::kNHWC}};
+    cs.num_threads = 2;
+    EXPECT_TRUE(CpuMatchesReference(cs, Layout::kNHWC))
+        << "k" << p.k << " s" << p.stride << " p" << p.pad << " d" << p.dilation;
+  }
+}
+
+// Ties between -0 and +0 resolve to the first one in window order and NaNs are skipped, as in
+// the reference; compared bit for bit (== would not tell the zeros apart).
+TEST(CpuMaxPoolTest, ZeroSignsAndNaNsMatchReferenceBitwise) {
+  std::mt19937 rng(3);
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const float inf = std::numeric_limits<float>::infinity();
+  const std::vector<float> pool = {0.0f, -0.0f, -0.0f, 0.0f, nan, -inf, -1.0f};
+  Tensor x(DType::kFloat32, {2, 11, 9, 10});
+  for (int64_t i = 0; i < x.num_elements(); ++i) x.data<float>()[i] = pool[rng() % pool.size()];
+  const Attributes attrs = PoolAttrs({3, 1, 1, 1, false});
+  auto ref =
+      testing::CreateAndRun(Backend::kReference, testing::MakeSpec("MaxPool", attrs, {x}, {}), {x});
+  ASSERT_TRUE(ref.ok()) << ref.status();
+  const Tensor nhwc = *x.ToLayout(Layout::kNHWC);
+  auto cpu = testing::CreateAndRun(Backend::kCpu, testing::MakeSpec("MaxPool", attrs, {nhwc}, {}),
+                                   {nhwc}, 2);
+  ASSERT_TRUE(cpu.ok()) << cpu.status();
+  EXPECT_TRUE(BitwiseEqual(*(*cpu)[0].ToLayout(Layout::kPlain), (*ref)[0]));
+  // The data really has zero maxima of both signs.
+  int negative_zeros = 0;
+  for (int64_t i = 0; i < (*ref)[0].num_elements(); ++i) {
+    const float v = (*ref)[0].data<float>()[i];
+    negative_zeros += v == 0.0f && std::signbit(v);
+  }
+  EXPECT_GT(negative_zeros, 0);
 }
 
 TEST(CpuMaxPoolTest, RejectsLikeTheReference) {

@@ -1,12 +1,14 @@
-// ParallelFor: splits [0, count) into one contiguous chunk per OpenMP thread. Header-only; users
-// must compile with -fopenmp (every ops/cpu library does).
+// ParallelFor: splits [0, count) into one contiguous chunk per OpenMP thread; ParallelMemcpy on
+// top of it. Header-only; users must compile with -fopenmp (every ops/cpu library does).
 #ifndef YOLOPIPE_OPS_CPU_PARALLEL_H_
 #define YOLOPIPE_OPS_CPU_PARALLEL_H_
 
 #include <omp.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 namespace yolopipe::ops {
 
@@ -30,6 +32,19 @@ void ParallelFor(int num_threads, int64_t count, int64_t min_chunk, Body&& body)
     const int64_t end = count * (t + 1) / nt;
     if (begin < end) body(begin, end);
   }
+}
+
+// Copies `bytes` bytes from `src` to `dst` (which must not overlap) on up to `num_threads`
+// threads, in chunks of whole 64-byte lines of at least 64 KiB.
+inline void ParallelMemcpy(int num_threads, void* dst, const void* src, size_t bytes) {
+  constexpr size_t kLine = 64;
+  const int64_t lines = static_cast<int64_t>((bytes + kLine - 1) / kLine);
+  ParallelFor(num_threads, lines, (64 << 10) / kLine, [&](int64_t begin, int64_t end) {
+    const size_t first = static_cast<size_t>(begin) * kLine;
+    const size_t last = std::min(bytes, static_cast<size_t>(end) * kLine);
+    std::memcpy(static_cast<char*>(dst) + first, static_cast<const char*>(src) + first,
+                last - first);
+  });
 }
 
 }  // namespace yolopipe::ops
