@@ -208,14 +208,15 @@ void Graph::ReplaceAllUses(const std::string& from, const std::string& to) {
 
 int64_t Graph::ParameterCount() const {
   // Parameters are the weights and biases of convolutions; other constants (anchor grids,
-  // strides, shape tensors) are not learned and are not counted.
-  std::set<std::string> counted;
+  // strides, shape tensors) are not learned and are not counted. Each convolution counts its own,
+  // even where an exporter shared one initializer between convolutions with equal values (torch
+  // deduplicates YOLOv8's identical box biases), so counts match the model's definition.
   int64_t count = 0;
   for (const Node& node : nodes_) {
     if (node.op_type != "Conv") continue;
     for (size_t i = 1; i < node.inputs.size() && i < 3; ++i) {
       const Tensor* t = FindInitializer(node.inputs[i]);
-      if (t != nullptr && counted.insert(node.inputs[i]).second) count += t->num_elements();
+      if (t != nullptr) count += t->num_elements();
     }
   }
   return count;

@@ -71,6 +71,19 @@ INSTANTIATE_TEST_SUITE_P(
              std::to_string(std::get<2>(info.param));
     });
 
+// Parameter counts of the PyTorch exports after import: the published figures (YOLOV8.md).
+TEST(TorchReferenceImportTest, ParameterCountsMatchTheSpec) {
+  const std::pair<const char*, int64_t> expected[] = {
+      {"yolov8n_static.onnx", 3151904},  {"yolov8n_dynamic.onnx", 3151904},
+      {"yolov8s_static.onnx", 11156544}, {"yolov8s_dynamic.onnx", 11156544}};
+  for (const auto& [file, params] : expected) {
+    auto model = LoadModel(Fixture(file));
+    ASSERT_TRUE(model.ok()) << model.status();
+    EXPECT_EQ(model->graph.ParameterCount(), params) << file;
+    EXPECT_EQ(model->metadata.class_names.size(), 80u) << file;
+  }
+}
+
 // The naive reference kernels alone (no oneDNN) also reproduce PyTorch: the oracle is right.
 TEST(TorchReferenceOracleTest, ReferenceKernelsMatchPyTorch) {
   const Tensor input = MustReadNpy(Fixture("yolov8n_input_b1.npy"));
