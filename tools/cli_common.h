@@ -38,6 +38,9 @@ int InfoCommand(const std::vector<std::string>& args);
 int RunCommand(const std::vector<std::string>& args);
 int ExportCommand(const std::vector<std::string>& args);
 int BenchCommand(const std::vector<std::string>& args);
+int ProfileCommand(const std::vector<std::string>& args);
+int PlanCommand(const std::vector<std::string>& args);
+int SimulateCommand(const std::vector<std::string>& args);
 
 }  // namespace yolopipe::cli
 

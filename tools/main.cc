@@ -15,6 +15,9 @@ constexpr char kUsage[] =
     "  run      run a model on an input batch (.npy or synthetic) and report img/s\n"
     "  bench    time a model over repeats: img/s min and median\n"
     "  export   write a model (e.g. built-in yolov8n) as an ONNX file\n"
+    "  profile  measure every layer's cost on a device (-> profile.pbtxt/.json/.pb)\n"
+    "  plan     choose pipeline split points from a profile (-> plan.pbtxt/.json/.pb)\n"
+    "  simulate simulate a plan's schedule: throughput, latency, idle time, trace\n"
     "\n"
     "`yolopipe <command> --help` lists the command's flags.\n";
 
@@ -36,6 +39,9 @@ int main(int argc, char** argv) {
   if (command == "run") return RunCommand(args);
   if (command == "export") return ExportCommand(args);
   if (command == "bench") return BenchCommand(args);
+  if (command == "profile") return ProfileCommand(args);
+  if (command == "plan") return PlanCommand(args);
+  if (command == "simulate") return SimulateCommand(args);
   std::cerr << "error: unknown command '" << command << "'\n\n" << kUsage;
   return kExitUsage;
 }

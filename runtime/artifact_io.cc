@@ -1,0 +1,150 @@
+#include "runtime/artifact_io.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "google/protobuf/io/tokenizer.h"
+#include "google/protobuf/text_format.h"
+#include "google/protobuf/util/json_util.h"
+
+namespace yolopipe {
+namespace {
+
+// Collects text-format parse errors with their position.
+class ErrorCollector : public google::protobuf::io::ErrorCollector {
+ public:
+  void AddError(int line, google::protobuf::io::ColumnNumber column,
+                const std::string& message) override {
+    if (first_.empty()) first_ = absl::StrCat("line ", line + 1, ", column ", column + 1, ": ",
+                                              message);
+  }
+  void AddWarning(int, google::protobuf::io::ColumnNumber, const std::string&) override {}
+  const std::string& first() const { return first_; }
+
+ private:
+  std::string first_;
+};
+
+}  // namespace
+
+absl::StatusOr<ArtifactFormat> ArtifactFormatForPath(const std::string& path) {
+  if (absl::EndsWith(path, ".pbtxt") || absl::EndsWith(path, ".txtpb") ||
+      absl::EndsWith(path, ".textproto")) {
+    return ArtifactFormat::kText;
+  }
+  if (absl::EndsWith(path, ".pb") || absl::EndsWith(path, ".bin")) return ArtifactFormat::kBinary;
+  if (absl::EndsWith(path, ".json")) return ArtifactFormat::kJson;
+  return absl::InvalidArgumentError(absl::StrCat(
+      "'", path, "': unknown artifact extension (use .pbtxt, .pb or .json)"));
+}
+
+absl::Status ParseArtifact(const std::string& bytes, ArtifactFormat format,
+                           const std::string& source, google::protobuf::Message* message) {
+  const std::string type = message->GetDescriptor()->name();
+  switch (format) {
+    case ArtifactFormat::kText: {
+      google::protobuf::TextFormat::Parser parser;
+      ErrorCollector errors;
+      parser.RecordErrorsTo(&errors);
+      if (!parser.ParseFromString(bytes, message)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(source, ": not a valid ", type, " in text format: ", errors.first()));
+      }
+      return absl::OkStatus();
+    }
+    case ArtifactFormat::kBinary:
+      if (!message->ParseFromString(bytes)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            source, ": not a valid binary ", type, " (", bytes.size(), " bytes; truncated or "
+            "another kind of file?)"));
+      }
+      return absl::OkStatus();
+    case ArtifactFormat::kJson: {
+      google::protobuf::util::JsonParseOptions options;
+      options.ignore_unknown_fields = false;
+      auto status = google::protobuf::util::JsonStringToMessage(bytes, message, options);
+      if (!status.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat(source, ": not a valid ", type,
+                                                       " in JSON: ", status.message().as_string()));
+      }
+      return absl::OkStatus();
+    }
+  }
+  return absl::InternalError("unknown artifact format");
+}
+
+absl::StatusOr<std::string> SerializeArtifact(const google::protobuf::Message& message,
+                                              ArtifactFormat format) {
+  std::string out;
+  switch (format) {
+    case ArtifactFormat::kText:
+      if (!google::protobuf::TextFormat::PrintToString(message, &out)) {
+        return absl::InternalError("text serialisation failed");
+      }
+      return out;
+    case ArtifactFormat::kBinary:
+      if (!message.SerializeToString(&out)) return absl::InternalError("serialisation failed");
+      return out;
+    case ArtifactFormat::kJson: {
+      google::protobuf::util::JsonPrintOptions options;
+      options.preserve_proto_field_names = true;
+      options.add_whitespace = true;
+      options.always_print_primitive_fields = true;
+      auto status = google::protobuf::util::MessageToJsonString(message, &out, options);
+      if (!status.ok()) {
+        return absl::InternalError(
+            absl::StrCat("JSON serialisation failed: ", status.message().as_string()));
+      }
+      return out;
+    }
+  }
+  return absl::InternalError("unknown artifact format");
+}
+
+absl::Status ReadArtifact(const std::string& path, google::protobuf::Message* message) {
+  auto format = ArtifactFormatForPath(path);
+  if (!format.ok()) return format.status();
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot open '", path, "'"));
+  in.seekg(0, std::ios::end);
+  const std::streamoff size = in.tellg();
+  if (size < 0 || static_cast<size_t>(size) > kMaxArtifactBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("'", path, "': unreadable or larger than ",
+                                                   kMaxArtifactBytes, " bytes"));
+  }
+  in.seekg(0);
+  std::string bytes(static_cast<size_t>(size), '\0');
+  if (!in.read(bytes.data(), size)) {
+    return absl::InvalidArgumentError(absl::StrCat("cannot read '", path, "'"));
+  }
+  return ParseArtifact(bytes, *format, path, message);
+}
+
+absl::Status WriteArtifact(const std::string& path, const google::protobuf::Message& message) {
+  auto format = ArtifactFormatForPath(path);
+  if (!format.ok()) return format.status();
+  auto bytes = SerializeArtifact(message, *format);
+  if (!bytes.ok()) return bytes.status();
+  const std::string tmp = absl::StrCat(path, ".tmp.", getpid());
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) return absl::PermissionDeniedError(absl::StrCat("cannot write '", path, "'"));
+    out.write(bytes->data(), static_cast<std::streamsize>(bytes->size()));
+    out.flush();
+    if (!out) {
+      std::remove(tmp.c_str());
+      return absl::ResourceExhaustedError(absl::StrCat("writing '", path, "' failed (disk full?)"));
+    }
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    return absl::PermissionDeniedError(absl::StrCat("cannot rename to '", path, "'"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace yolopipe

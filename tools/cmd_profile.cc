@@ -1,0 +1,14 @@
+// yolopipe profile: placeholder until the implementation lands.
+#include <iostream>
+
+#include "tools/cli_common.h"
+
+namespace yolopipe::cli {
+
+int ProfileCommand(const std::vector<std::string>& args) {
+  (void)args;
+  std::cerr << "error: 'yolopipe profile' is not available yet\n";
+  return kExitError;
+}
+
+}  // namespace yolopipe::cli
