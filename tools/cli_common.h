@@ -24,8 +24,8 @@ absl::StatusOr<Model> LoadModelFromFlags(const FlagSet& flags);
 // "error: ..." and the usage and returns kExitUsage; otherwise returns -1 (continue).
 int ParseOrExit(FlagSet& flags, const std::vector<std::string>& args);
 
-// Prints "error: <message>" on stderr and returns the exit status for it (2 for usage errors
-// such as a bad flag value, 1 otherwise).
+// Prints "error: <message>" on stderr and returns kExitError (1). Usage errors (bad flags) are
+// reported by ParseOrExit or by the command itself with kExitUsage (2).
 int ReportError(const absl::Status& status);
 
 // "12.3 MiB"
