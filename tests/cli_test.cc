@@ -7,38 +7,22 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/cli_runner.h"
 
 namespace {
 
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-struct Result {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
 void WriteFile(const std::string& path, const std::string& bytes) {
   std::ofstream out(path, std::ios::binary);
   out << bytes;
 }
 
-Result Yolopipe(const std::string& args) {
-  const std::string dir = ::testing::TempDir();
-  const std::string cmd = "tools/yolopipe " + args + " >" + dir + "/out.txt 2>" + dir + "/err.txt";
-  const int status = std::system(cmd.c_str());
-  Result r;
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  r.out = ReadFile(dir + "/out.txt");
-  r.err = ReadFile(dir + "/err.txt");
-  return r;
-}
+using Result = ::yolopipe::testing::CliResult;
+using ::yolopipe::testing::ReadFile;
+
+Result Yolopipe(const std::string& args) { return ::yolopipe::testing::RunYolopipe(args); }
 
 std::string Tmp(const std::string& name) { return ::testing::TempDir() + "/" + name; }
 

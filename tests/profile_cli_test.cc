@@ -10,6 +10,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/cli_runner.h"
 #include "runtime/artifact_io.h"
 #include "runtime/proto/profile.pb.h"
 
@@ -20,32 +21,15 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::MatchesRegex;
 
-struct Result {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
 bool Exists(const std::string& path) {
   struct stat st;
   return stat(path.c_str(), &st) == 0;
 }
 
-Result Yolopipe(const std::string& args) {
-  const std::string dir = ::testing::TempDir();
-  const std::string cmd = "tools/yolopipe " + args + " >" + dir + "/out.txt 2>" + dir + "/err.txt";
-  const int status = std::system(cmd.c_str());
-  Result r;
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  r.out = ReadFile(dir + "/out.txt");
-  r.err = ReadFile(dir + "/err.txt");
-  return r;
-}
+using Result = ::yolopipe::testing::CliResult;
+using ::yolopipe::testing::ReadFile;
+
+Result Yolopipe(const std::string& args) { return ::yolopipe::testing::RunYolopipe(args); }
 
 std::string Tmp(const std::string& name) { return ::testing::TempDir() + "/" + name; }
 
