@@ -4,9 +4,13 @@
 #include <iostream>
 
 #include "absl/strings/str_format.h"
+#include "runtime/artifact_io.h"
 #include "runtime/device.h"
 #include "runtime/npy.h"
+#include "runtime/pipeline/pipeline.h"
+#include "runtime/proto/plan.pb.h"
 #include "runtime/session.h"
+#include "runtime/trace/trace.h"
 #include "tools/cli_common.h"
 
 namespace yolopipe::cli {
@@ -19,6 +23,76 @@ absl::StatusOr<ops::Backend> ParseBackend(const std::string& name) {
       absl::StrCat("--kernels must be cpu or reference, got '", name, "'"));
 }
 
+// Every mode through runtime/pipeline: micro-batches, stats and an optional trace.
+int RunPipelined(const FlagSet& flags, Mode mode, const Model& model,
+                 const std::vector<DeviceSpec>& devices, const Tensor& input) {
+  PipelineOptions options;
+  options.mode = mode;
+  options.devices = devices;
+  options.stages = static_cast<int>(flags.GetInt("stages"));
+  options.replicas = static_cast<int>(flags.GetInt("replicas"));
+  proto::Plan plan;
+  if (!flags.GetString("plan").empty()) {
+    if (absl::Status s = ReadArtifact(flags.GetString("plan"), &plan); !s.ok()) {
+      return ReportError(s);
+    }
+    options.plan = &plan;
+    if (mode == Mode::kHybrid && !flags.IsSet("replicas")) options.replicas = plan.replicas();
+  }
+  int64_t microbatch = flags.GetInt("microbatch");
+  if (microbatch == 0) microbatch = options.plan != nullptr ? plan.microbatch() : 1;
+  options.microbatch = static_cast<int>(microbatch);
+  auto pipeline = Pipeline::Create(model, input.dim(2), options);
+  if (!pipeline.ok()) return ReportError(pipeline.status());
+  Pipeline& p = **pipeline;
+  std::cout << "yolopipe run: " << model.source << ", mode " << ModeName(mode) << ", "
+            << p.num_replicas() << " replica(s) x " << p.num_stages() << " stage(s), micro-batch "
+            << p.microbatch() << ", input " << ShapeToString(input.shape()) << "\n";
+  for (int r = 0; r < p.num_replicas(); ++r) {
+    for (int s = 0; s < p.num_stages(); ++s) {
+      std::cout << absl::StrFormat("  replica %d stage %d on %s: %d nodes (%s .. %s)\n", r, s,
+                                   p.device(r, s).ToString(), p.stage_nodes()[s].size(),
+                                   p.stage_nodes()[s].front(), p.stage_nodes()[s].back());
+    }
+  }
+  const int64_t repeats = flags.GetInt("repeats"), warmup = flags.GetInt("warmup");
+  for (int64_t i = 0; i < warmup; ++i) {
+    if (auto r = p.Run(input); !r.ok()) return ReportError(r.status());
+  }
+  std::unique_ptr<TraceWriter> trace;
+  absl::StatusOr<Tensor> output;
+  PipelineStats stats;
+  for (int64_t i = 0; i < repeats; ++i) {
+    // The trace records the last timed run only.
+    if (i == repeats - 1 && !flags.GetString("trace").empty()) trace = std::make_unique<TraceWriter>();
+    output = p.Run(input, &stats, trace.get());
+    if (!output.ok()) return ReportError(output.status());
+  }
+  std::cout << absl::StrFormat(
+      "%d images in %.1f ms (%d micro-batches): %.2f img/s\n", input.dim(0), stats.seconds * 1e3,
+      stats.num_microbatches, stats.images_per_second);
+  std::cout << absl::StrFormat("latency per micro-batch: p50 %.2f ms, p99 %.2f ms\n",
+                               stats.latency_p50_ms, stats.latency_p99_ms);
+  for (size_t i = 0; i < stats.stage_busy_fraction.size(); ++i) {
+    std::cout << absl::StrFormat("  replica %d stage %d busy %.1f%%\n", i / p.num_stages(),
+                                 i % p.num_stages(), 100.0 * stats.stage_busy_fraction[i]);
+  }
+  std::cout << absl::StrFormat("bubble %.1f%%, bytes moved %s\n", 100.0 * stats.bubble_fraction,
+                               FormatBytes(static_cast<double>(stats.bytes_moved)));
+  std::cout << "output " << ShapeToString(output->shape()) << "\n";
+  if (trace != nullptr) {
+    if (absl::Status s = trace->WriteFile(flags.GetString("trace")); !s.ok()) return ReportError(s);
+    std::cout << "wrote " << flags.GetString("trace") << "\n";
+  }
+  if (!flags.GetString("output").empty()) {
+    if (absl::Status s = WriteNpyFile(flags.GetString("output"), *output); !s.ok()) {
+      return ReportError(s);
+    }
+    std::cout << "wrote " << flags.GetString("output") << "\n";
+  }
+  return kExitOk;
+}
+
 }  // namespace
 
 int RunCommand(const std::vector<std::string>& args) {
@@ -29,7 +103,12 @@ int RunCommand(const std::vector<std::string>& args) {
   flags.AddInt("input_seed", 1, "synthetic input: seed of the pixel values");
   flags.AddString("output", "", "write the output (B, 4+nc, A) to this .npy file");
   flags.AddString("devices", "cpu", "cpu, cpu:K (K CPU devices splitting the cores), cuda:0,...");
-  flags.AddString("mode", "single", "single (pipeline, data and hybrid: not yet available)");
+  flags.AddString("mode", "single", "single, pipeline, data or hybrid (DESIGN.md)");
+  flags.AddInt("stages", 0, "pipeline/hybrid: stages K (0: the plan's, or devices / replicas)");
+  flags.AddInt("replicas", 1, "hybrid: replicas R of the K-stage pipeline (devices = R*K)");
+  flags.AddString("plan", "", "pipeline/hybrid: plan file (.pbtxt/.pb/.json); default: plan on the spot");
+  flags.AddInt("microbatch", 0, "images per micro-batch (0: the plan's, else 1)");
+  flags.AddString("trace", "", "write a Chrome trace (Perfetto) of the last run to this file");
   flags.AddInt("threads", 0, "threads per CPU device (0: the device's share of the cores)");
   flags.AddString("kernels", "cpu", "cpu (oneDNN) or reference (naive oracle kernels)");
   flags.AddInt("repeats", 1, "timed runs (the output is that of the last)");
@@ -37,9 +116,23 @@ int RunCommand(const std::vector<std::string>& args) {
   flags.AddInt("top_steps", 0, "print the N slowest steps of the last run");
   if (int rc = ParseOrExit(flags, args); rc >= 0) return rc;
 
-  if (flags.GetString("mode") != "single") {
-    return ReportError(absl::UnimplementedError(absl::StrCat(
-        "--mode ", flags.GetString("mode"), " is not available yet; only --mode single runs")));
+  auto mode = ParseMode(flags.GetString("mode"));
+  if (!mode.ok()) {
+    std::cerr << "error: --" << mode.status().message() << "\n";
+    return kExitUsage;
+  }
+  if (flags.GetInt("microbatch") < 0 || flags.GetInt("stages") < 0 ||
+      flags.GetInt("replicas") < 1) {
+    std::cerr << "error: --microbatch and --stages must be >= 0 and --replicas >= 1\n";
+    return kExitUsage;
+  }
+  // `single` without micro-batching or a trace keeps the plain Session path (and --kernels,
+  // --top_steps); everything else runs through runtime/pipeline.
+  const bool pipelined = *mode != Mode::kSingle || flags.GetInt("microbatch") > 0 ||
+                         !flags.GetString("trace").empty();
+  if (pipelined && (flags.GetString("kernels") != "cpu" || flags.GetInt("top_steps") > 0)) {
+    std::cerr << "error: --kernels and --top_steps apply to plain --mode single only\n";
+    return kExitUsage;
   }
   const int64_t repeats = flags.GetInt("repeats"), warmup = flags.GetInt("warmup");
   if (repeats < 1 || warmup < 0) {
@@ -84,6 +177,8 @@ int RunCommand(const std::vector<std::string>& args) {
     if (!shape.ok()) return ReportError(shape.status());
     input = SyntheticInput(*shape, static_cast<uint64_t>(flags.GetInt("input_seed")));
   }
+
+  if (pipelined) return RunPipelined(flags, *mode, *model, *devices, input);
 
   SessionOptions options;
   options.device = (*devices)[0];
