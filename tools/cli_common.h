@@ -41,6 +41,7 @@ int BenchCommand(const std::vector<std::string>& args);
 int ProfileCommand(const std::vector<std::string>& args);
 int PlanCommand(const std::vector<std::string>& args);
 int SimulateCommand(const std::vector<std::string>& args);
+int CompareCommand(const std::vector<std::string>& args);
 
 }  // namespace yolopipe::cli
 

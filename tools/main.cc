@@ -18,6 +18,7 @@ constexpr char kUsage[] =
     "  profile  measure every layer's cost on a device (-> profile.pbtxt/.json/.pb)\n"
     "  plan     choose pipeline split points from a profile (-> plan.pbtxt/.json/.pb)\n"
     "  simulate simulate a plan's schedule: throughput, latency, idle time, trace\n"
+    "  compare  run every mode on one input: table, traces, SVG report\n"
     "\n"
     "`yolopipe <command> --help` lists the command's flags.\n";
 
@@ -42,6 +43,7 @@ int main(int argc, char** argv) {
   if (command == "profile") return ProfileCommand(args);
   if (command == "plan") return PlanCommand(args);
   if (command == "simulate") return SimulateCommand(args);
+  if (command == "compare") return CompareCommand(args);
   std::cerr << "error: unknown command '" << command << "'\n\n" << kUsage;
   return kExitUsage;
 }
