@@ -100,6 +100,23 @@ absl::StatusOr<Mode> ParseMode(const std::string& text) {
       absl::StrCat("mode must be single, pipeline, data or hybrid, got '", text, "'"));
 }
 
+absl::StatusOr<proto::Plan> MakeQuickPlan(const Model& model, int64_t imgsz,
+                                          const DeviceSpec& device, int microbatch, int stages,
+                                          int replicas, int batch) {
+  ProfilerOptions popts;
+  popts.microbatch_sizes = {microbatch};
+  popts.repeats = 1;
+  popts.warmup = 0;
+  popts.device = device;
+  YP_ASSIGN_OR_RETURN(proto::Profile profile, ProfileModel(model, imgsz, popts));
+  PlannerOptions plopts;
+  plopts.num_stages = stages;
+  plopts.replicas = replicas;
+  plopts.batch = batch;
+  plopts.microbatch_candidates = {microbatch};
+  return PlanPipeline(profile, plopts);
+}
+
 const char* ModeName(Mode mode) {
   switch (mode) {
     case Mode::kSingle: return "single";
@@ -199,18 +216,10 @@ absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(const Model& model, i
   } else {
     proto::Plan made;
     if (plan == nullptr) {
-      // Plan on the spot: one quick profile at the micro-batch size (see the header).
-      ProfilerOptions popts;
-      popts.microbatch_sizes = {options.microbatch};
-      popts.repeats = 1;
-      popts.warmup = 0;
-      popts.device = options.devices[0];
-      YP_ASSIGN_OR_RETURN(proto::Profile profile, ProfileModel(model, imgsz, popts));
-      PlannerOptions plopts;
-      plopts.num_stages = K;
-      plopts.batch = options.microbatch;
-      plopts.microbatch_candidates = {options.microbatch};
-      YP_ASSIGN_OR_RETURN(made, PlanPipeline(profile, plopts));
+      // Plan on the spot (see the header).
+      YP_ASSIGN_OR_RETURN(made, MakeQuickPlan(model, imgsz, options.devices[0],
+                                              options.microbatch, K, /*replicas=*/1,
+                                              /*batch=*/options.microbatch));
       plan = &made;
     }
     for (int s = 0; s < K; ++s) {

@@ -70,6 +70,13 @@ enum class Mode { kSingle, kPipeline, kData, kHybrid };
 absl::StatusOr<Mode> ParseMode(const std::string& text);
 const char* ModeName(Mode mode);
 
+// The plan Pipeline makes on the spot when it is given none: one quick profile of `model` at
+// `microbatch` images on `device` (repeats 1, warmup 0), split by PlanPipeline into `stages`
+// stages x `replicas` replicas for a batch of `batch` images, with micro-batch `microbatch`.
+absl::StatusOr<proto::Plan> MakeQuickPlan(const Model& model, int64_t imgsz,
+                                          const DeviceSpec& device, int microbatch, int stages,
+                                          int replicas, int batch);
+
 struct PipelineOptions {
   Mode mode = Mode::kSingle;
   // CPU devices (ParseDevices("cpu:K")). single: device 0 is used; pipeline: exactly K devices;

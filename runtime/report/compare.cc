@@ -10,8 +10,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "runtime/planner/planner.h"
-#include "runtime/profiler/profiler.h"
 #include "runtime/simulator/simulator.h"
 
 namespace yolopipe {
@@ -30,24 +28,6 @@ std::string Bytes(double bytes) {
 bool SameBytes(const Tensor& a, const Tensor& b) {
   return a.dtype() == b.dtype() && a.shape() == b.shape() &&
          std::memcmp(a.raw_data(), b.raw_data(), a.bytes()) == 0;
-}
-
-// The plan Pipeline would make on the spot (pipeline.cc), for `replicas` x `stages`.
-absl::StatusOr<proto::Plan> MakePlan(const Model& model, const CompareOptions& o, int stages,
-                                     int replicas) {
-  ProfilerOptions popts;
-  popts.microbatch_sizes = {o.microbatch};
-  popts.repeats = 1;
-  popts.warmup = 0;
-  popts.device = o.devices[0];
-  absl::StatusOr<proto::Profile> profile = ProfileModel(model, o.imgsz, popts);
-  if (!profile.ok()) return profile.status();
-  PlannerOptions plopts;
-  plopts.num_stages = stages;
-  plopts.replicas = replicas;
-  plopts.batch = o.batch;
-  plopts.microbatch_candidates = {o.microbatch};
-  return PlanPipeline(*profile, plopts);
 }
 
 // One warm-up Run, then `repeats` timed Runs; keeps the median run's stats and trace.
@@ -122,7 +102,8 @@ absl::StatusOr<CompareResult> RunComparison(const Model& model, const CompareOpt
     mr.num_devices = c.mode == Mode::kSingle ? 1 : c.replicas * c.stages;
     proto::Plan plan;
     if (c.mode == Mode::kPipeline || c.mode == Mode::kHybrid) {
-      absl::StatusOr<proto::Plan> made = MakePlan(model, o, c.stages, c.replicas);
+      absl::StatusOr<proto::Plan> made = MakeQuickPlan(model, o.imgsz, o.devices[0], o.microbatch, c.stages,
+                                                          c.replicas, o.batch);
       if (!made.ok()) {
         return absl::Status(made.status().code(), prefix + std::string(made.status().message()));
       }
