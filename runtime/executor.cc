@@ -27,8 +27,7 @@ struct Executor::Slot {
 };
 
 struct Executor::Step {
-  // Null for a zero-copy step (an aliasing reshape), or a layout conversion without a registered
-  // LayoutConversion kernel (then base's ConvertLayoutInto does it).
+  // Null for a zero-copy step (an aliasing reshape).
   std::unique_ptr<ops::Kernel> kernel;
   bool zero_copy = false;
   std::vector<int> inputs;              // slot ids; -1 for an absent optional input
@@ -114,12 +113,10 @@ absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(const Graph& graph,
     conversion.attrs.Set("to", std::string(layout == Layout::kNHWC ? "nhwc" : "plain"));
     conversion.inputs = {ex->slots_[src_id].desc};
     conversion.constant_inputs.resize(1);
-    ops::Backend conversion_backend = ops::Backend::kReference;
-    if (registry.ResolveBackend("LayoutConversion", options.backend).ok()) {
-      YP_ASSIGN_OR_RETURN(step.kernel, registry.Create(options.backend, conversion));
-      YP_RETURN_IF_ERROR(step.kernel->Reshape(conversion.inputs).status());
-      conversion_backend = *registry.ResolveBackend("LayoutConversion", options.backend);
-    }
+    YP_ASSIGN_OR_RETURN(step.kernel, registry.Create(options.backend, conversion));
+    YP_RETURN_IF_ERROR(step.kernel->Reshape(conversion.inputs).status());
+    const ops::Backend conversion_backend =
+        *registry.ResolveBackend("LayoutConversion", options.backend);
     ex->exec_steps_.push_back(std::move(step));
     ExecutionStep info;
     info.name = absl::StrCat(name, layout == Layout::kNHWC ? ":to_nhwc" : ":to_plain");
@@ -363,8 +360,6 @@ absl::StatusOr<std::vector<Tensor>> Executor::Run(absl::Span<const Tensor> input
     const auto start = std::chrono::steady_clock::now();
     if (step.zero_copy) {
       // The output slot views the input's bytes; nothing to do.
-    } else if (step.kernel == nullptr) {
-      ConvertLayoutInto(slots_[step.inputs[0]].tensor, slots_[step.outputs[0]].tensor);
     } else {
       in_tensors.clear();
       out_tensors.clear();

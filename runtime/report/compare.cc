@@ -25,11 +25,6 @@ std::string Bytes(double bytes) {
   return u == 0 ? absl::StrFormat("%.0f B", bytes) : absl::StrFormat("%.1f %s", bytes, units[u]);
 }
 
-bool SameBytes(const Tensor& a, const Tensor& b) {
-  return a.dtype() == b.dtype() && a.shape() == b.shape() &&
-         std::memcmp(a.raw_data(), b.raw_data(), a.bytes()) == 0;
-}
-
 // One warm-up Run, then `repeats` timed Runs; keeps the median run's stats and trace.
 absl::Status TimeMode(Pipeline& p, const Tensor& input, const CompareOptions& o, ModeResult* out,
                       Tensor* output) {
@@ -125,7 +120,7 @@ absl::StatusOr<CompareResult> RunComparison(const Model& model, const CompareOpt
     if (c.mode == Mode::kSingle) {
       single_output = output;
     } else {
-      mr.bitwise_equal = SameBytes(output, single_output);
+      mr.bitwise_equal = BitwiseEqual(output, single_output);
       result.all_bitwise_equal = result.all_bitwise_equal && mr.bitwise_equal;
     }
     if (c.mode == Mode::kPipeline) {
