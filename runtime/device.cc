@@ -1,8 +1,10 @@
 #include "runtime/device.h"
 
+#include <pthread.h>
 #include <sched.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <set>
 
 #include "absl/status/status.h"
@@ -29,6 +31,18 @@ int AvailableCores() {
   }
   const long n = sysconf(_SC_NPROCESSORS_ONLN);
   return n > 0 ? static_cast<int>(n) : 1;
+}
+
+void PinCurrentThread(const DeviceSpec& device) {
+  if (device.kind != DeviceKind::kCpu) return;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  const int cores = AvailableCores();
+  for (int c = 0; c < std::max(1, device.num_threads); ++c) {
+    const int core = device.first_core + c;
+    if (core >= 0 && core < CPU_SETSIZE) CPU_SET(cores > 0 ? core % cores : core, &set);
+  }
+  (void)pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
 }
 
 absl::StatusOr<std::vector<DeviceSpec>> ParseDevices(const std::string& text,

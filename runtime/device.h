@@ -25,6 +25,11 @@ struct DeviceSpec {
 // Number of cores this process may use (sched_getaffinity; at least 1).
 int AvailableCores();
 
+// Best effort: pins the calling thread to a CPU device's cores [first_core, first_core +
+// num_threads) (modulo the cores this process may use). Failures (EINVAL, EPERM) are ignored:
+// pinning is an optimisation, never a requirement. CUDA devices: no-op.
+void PinCurrentThread(const DeviceSpec& device);
+
 // Parses "cpu" (one device, all cores), "cpu:K" (K devices splitting the cores as evenly as
 // possible; K may exceed the core count, then devices share cores), "cuda" (= cuda:0) and
 // "cuda:0,1,...". `threads_per_device` > 0 overrides the thread count of CPU devices.

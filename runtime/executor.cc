@@ -334,7 +334,7 @@ absl::StatusOr<std::unique_ptr<Executor>> Executor::Create(const Graph& graph,
 }
 
 absl::StatusOr<std::vector<Tensor>> Executor::Run(absl::Span<const Tensor> inputs) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   if (inputs.size() != input_slots_.size()) {
     return absl::InvalidArgumentError(absl::StrCat("expected ", input_slots_.size(),
                                                    " input tensors, got ", inputs.size()));

@@ -8,11 +8,11 @@
 #define YOLOPIPE_RUNTIME_EXECUTOR_H_
 
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
 #include "base/tensor.h"
 #include "graph/ir.h"
@@ -86,7 +86,7 @@ class Executor {
   size_t unplanned_bytes_ = 0;
   size_t weight_bytes_ = 0;
   size_t workspace_bytes_ = 0;
-  absl::Mutex mu_;
+  std::mutex mu_;
 };
 
 }  // namespace yolopipe

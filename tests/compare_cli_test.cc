@@ -65,9 +65,9 @@ TEST(CompareCliTest, UsageErrors) {
   Result bad = Yolopipe("compare --imgsz 64 --no_such_flag 1");
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_THAT(bad.err, HasSubstr("error:"));
-  Result mb = Yolopipe("compare --imgsz 64 --devices cpu:2 --batch 3 --microbatch 2");
+  Result mb = Yolopipe("compare --imgsz 64 --devices cpu:2 --batch 3 --microbatch 0");
   EXPECT_EQ(mb.exit_code, 2);
-  EXPECT_THAT(mb.err, HasSubstr("multiple of --microbatch"));
+  EXPECT_THAT(mb.err, HasSubstr("--microbatch must be >= 1"));
   Result dev = Yolopipe("compare --imgsz 64 --devices gpu:x --batch 2");
   EXPECT_EQ(dev.exit_code, 2);
   EXPECT_THAT(dev.err, HasSubstr("error:"));

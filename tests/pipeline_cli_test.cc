@@ -53,10 +53,33 @@ TEST(PipelineCliTest, BadModeIsUsageError) {
   EXPECT_THAT(r.err, HasSubstr("sideways"));
 }
 
-TEST(PipelineCliTest, PartialMicroBatchIsAnError) {
-  Result r = Yolopipe("run --mode pipeline --devices cpu:2 --imgsz 64 --batch 3 --microbatch 2");
-  EXPECT_EQ(r.exit_code, 1);
-  EXPECT_THAT(r.err, HasSubstr("not a multiple of the micro-batch"));
+// 3 images in micro-batches of 2: the last one is partial; the output equals single's with the
+// same micro-batch size, row for row.
+TEST(PipelineCliTest, PartialLastMicroBatch) {
+  Result p = Yolopipe("run --mode pipeline --devices cpu:2 --imgsz 64 --batch 3 --microbatch 2 "
+                      "--input_seed 5 --output " + Tmp("p3.npy"));
+  ASSERT_EQ(p.exit_code, 0) << p.err;
+  EXPECT_THAT(p.out, HasSubstr("3 images in"));
+  EXPECT_THAT(p.out, HasSubstr("(2 micro-batches)"));
+  Result s = Yolopipe("run --mode single --imgsz 64 --batch 3 --microbatch 2 --input_seed 5 "
+                      "--output " + Tmp("s3.npy"));
+  ASSERT_EQ(s.exit_code, 0) << s.err;
+  const std::string single = ReadFile(Tmp("s3.npy"));
+  ASSERT_GT(single.size(), 128u);
+  EXPECT_TRUE(ReadFile(Tmp("p3.npy")) == single);
+}
+
+// Open-stream mode: 6 micro-batches streamed; the figures and peak memory are printed.
+TEST(PipelineCliTest, StreamMode) {
+  Result r = Yolopipe("run --mode pipeline --devices cpu:2 --imgsz 64 --batch 2 --microbatch 2 --stream 6");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("12 images in"));
+  EXPECT_THAT(r.out, HasSubstr("6 micro-batches, open stream"));
+  EXPECT_THAT(r.out, HasSubstr("stage 1 busy"));
+  EXPECT_THAT(r.out, HasSubstr("peak memory"));
+  EXPECT_THAT(r.err, HasSubstr("streaming 6/6 (100%)"));
+  Result bad = Yolopipe("run --mode pipeline --devices cpu:2 --imgsz 64 --stream -1");
+  EXPECT_EQ(bad.exit_code, 2);
 }
 
 TEST(PipelineCliTest, MissingPlanFileIsAnError) {

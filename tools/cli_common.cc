@@ -1,7 +1,11 @@
 #include "tools/cli_common.h"
 
+#include <unistd.h>
+
+#include <chrono>
 #include <cstdio>
 #include <iostream>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -61,6 +65,48 @@ std::string WithThousands(int64_t n) {
     out += digits[i];
   }
   return n < 0 ? "-" + out : out;
+}
+
+namespace {
+double NowSeconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+}  // namespace
+
+ProgressLine::ProgressLine(std::string label, int64_t total)
+    : label_(std::move(label)), total_(total), tty_(isatty(2) != 0), start_s_(NowSeconds()) {}
+
+void ProgressLine::Update(int64_t done) {
+  done_ = done;
+  const double now = NowSeconds();
+  if (tty_) {
+    if (now - last_print_s_ < 0.2) return;
+    last_print_s_ = now;
+    Print(done, false);
+  } else {
+    const int decile = total_ > 0 ? static_cast<int>(10 * done / total_) : 0;
+    if (decile == last_decile_ || decile >= 10) return;
+    last_decile_ = decile;
+    Print(done, false);
+  }
+}
+
+void ProgressLine::Done() {
+  if (finished_) return;
+  finished_ = true;
+  Print(done_, true);
+}
+
+void ProgressLine::Print(int64_t done, bool final) {
+  const double elapsed = NowSeconds() - start_s_;
+  const double rate = elapsed > 0 ? done / elapsed : 0.0;
+  const int pct = total_ > 0 ? static_cast<int>(100 * done / total_) : 100;
+  std::string line = absl::StrFormat("%s %d/%d (%d%%), %.1f/s", label_, done, total_, pct, rate);
+  if (tty_) {
+    std::cerr << "\r" << line << "\x1b[K" << (final ? "\n" : "") << std::flush;
+  } else {
+    std::cerr << line << "\n";
+  }
 }
 
 }  // namespace yolopipe::cli

@@ -2,6 +2,7 @@
 #ifndef YOLOPIPE_TOOLS_CLI_COMMON_H_
 #define YOLOPIPE_TOOLS_CLI_COMMON_H_
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,27 @@ int ReportError(const absl::Status& status);
 std::string FormatBytes(double bytes);
 // "3,151,904"
 std::string WithThousands(int64_t n);
+
+// A progress line on stderr for long work: "label 1234/10000 (12%), 56.7/s". On a terminal it
+// redraws in place at most 5 times a second; otherwise it prints a line at every 10%. Not
+// thread-safe (one thread updates it).
+class ProgressLine {
+ public:
+  ProgressLine(std::string label, int64_t total);
+  void Update(int64_t done);
+  void Done();  // prints the final state once
+
+ private:
+  void Print(int64_t done, bool final);
+  std::string label_;
+  int64_t total_;
+  bool tty_;
+  double start_s_;
+  double last_print_s_ = -1;
+  int last_decile_ = -1;
+  int64_t done_ = 0;
+  bool finished_ = false;
+};
 
 // Commands (one file each).
 int InfoCommand(const std::vector<std::string>& args);

@@ -97,6 +97,9 @@ int ProfileCommand(const std::vector<std::string>& args) {
                   "--batch, then --batch)");
   flags.AddInt("repeats", 5, "timed runs per micro-batch size (min and median kept)");
   flags.AddInt("warmup", 1, "untimed runs per micro-batch size first");
+  flags.AddBool("under_load", false,
+                "with --device cpu:K: the other K-1 devices run the model in a loop meanwhile, so "
+                "the timings include the contention of stages side by side in a pipeline");
   flags.AddString("o", "", "output profile: .pbtxt, .json or .pb (same as --output)");
   flags.AddString("output", "", "output profile: .pbtxt, .json or .pb");
   if (int rc = ParseOrExit(flags, args); rc >= 0) return rc;
@@ -140,6 +143,12 @@ int ProfileCommand(const std::vector<std::string>& args) {
   auto devices = ParseDevices(flags.GetString("device"), static_cast<int>(threads));
   if (!devices.ok()) return UsageError(flags, std::string(devices.status().message()));
   options.device = (*devices)[0];
+  if (flags.GetBool("under_load")) {
+    if (devices->size() < 2) {
+      return UsageError(flags, "--under_load needs --device cpu:K with K >= 2");
+    }
+    options.load_devices.assign(devices->begin() + 1, devices->end());
+  }
   if (absl::Status s = ValidateProfilerOptions(options); !s.ok()) {
     return UsageError(
         flags, absl::StrCat(flags.IsSet("microbatches") ? "--microbatches: " : "", s.message()));

@@ -2,8 +2,10 @@
 #include <algorithm>
 #include <chrono>
 #include <iostream>
+#include <thread>
 
 #include "absl/strings/str_format.h"
+#include "base/status_macros.h"
 #include "runtime/artifact_io.h"
 #include "runtime/device.h"
 #include "runtime/npy.h"
@@ -21,6 +23,41 @@ absl::StatusOr<ops::Backend> ParseBackend(const std::string& name) {
   if (name == "reference") return ops::Backend::kReference;
   return absl::InvalidArgumentError(
       absl::StrCat("--kernels must be cpu or reference, got '", name, "'"));
+}
+
+// Streams `count` micro-batches through `p`, cutting them from `input` in turn (wrapping around),
+// pushing from one thread and popping on this one. Returns the last output.
+absl::StatusOr<Tensor> StreamRun(Pipeline& p, const Tensor& input, int64_t count,
+                                 PipelineStats* stats, TraceWriter* trace) {
+  YP_ASSIGN_OR_RETURN(std::unique_ptr<PipelineStream> stream, p.OpenStream(trace));
+  const int64_t m = p.microbatch(), batch = input.dim(0);
+  const size_t image_bytes = input.bytes() / static_cast<size_t>(batch);
+  const int64_t per_pass = (batch + m - 1) / m;
+  std::thread feeder([&] {
+    for (int64_t j = 0; j < count; ++j) {
+      const int64_t first = (j % per_pass) * m;
+      Shape shape = input.shape();
+      shape[0] = std::min<int64_t>(m, batch - first);
+      Tensor part(input.buffer(), input.offset() + static_cast<size_t>(first) * image_bytes,
+                  DType::kFloat32, shape);
+      if (!stream->Push(part).ok()) break;  // the failure reaches Pop
+    }
+    stream->CloseInput();
+  });
+  absl::StatusOr<Tensor> last = absl::InternalError("nothing was streamed");
+  ProgressLine progress("streaming", count);
+  for (int64_t j = 0; j < count; ++j) {
+    last = stream->Pop();
+    if (!last.ok()) break;
+    progress.Update(j + 1);
+  }
+  progress.Done();
+  if (!last.ok()) stream->Cancel(last.status());
+  feeder.join();
+  absl::Status finished = stream->Finish(stats);
+  if (!last.ok()) return last.status();
+  YP_RETURN_IF_ERROR(finished);
+  return last;
 }
 
 // Every mode through runtime/pipeline: micro-batches, stats and an optional trace.
@@ -62,20 +99,30 @@ int RunPipelined(const FlagSet& flags, Mode mode, const Model& model,
   std::unique_ptr<TraceWriter> trace;
   absl::StatusOr<Tensor> output;
   PipelineStats stats;
-  for (int64_t i = 0; i < repeats; ++i) {
+  const int64_t stream_mbs = flags.GetInt("stream");
+  if (stream_mbs > 0) {
+    // Open-stream mode: micro-batches cut from the input, cycled, pushed continuously.
+    if (!flags.GetString("trace").empty()) trace = std::make_unique<TraceWriter>();
+    output = StreamRun(p, input, stream_mbs, &stats, trace.get());
+    if (!output.ok()) return ReportError(output.status());
+  }
+  for (int64_t i = 0; stream_mbs == 0 && i < repeats; ++i) {
     // The trace records the last timed run only.
     if (i == repeats - 1 && !flags.GetString("trace").empty()) trace = std::make_unique<TraceWriter>();
     output = p.Run(input, &stats, trace.get());
     if (!output.ok()) return ReportError(output.status());
   }
   std::cout << absl::StrFormat(
-      "%d images in %.1f ms (%d micro-batches): %.2f img/s\n", input.dim(0), stats.seconds * 1e3,
-      stats.num_microbatches, stats.images_per_second);
+      "%d images in %.1f ms (%d micro-batches%s): %.2f img/s\n", stats.images,
+      stats.seconds * 1e3, stats.num_microbatches, stream_mbs > 0 ? ", open stream" : "",
+      stats.images_per_second);
   std::cout << absl::StrFormat("latency per micro-batch: p50 %.2f ms, p99 %.2f ms\n",
                                stats.latency_p50_ms, stats.latency_p99_ms);
   for (size_t i = 0; i < stats.stage_busy_fraction.size(); ++i) {
-    std::cout << absl::StrFormat("  replica %d stage %d busy %.1f%%\n", i / p.num_stages(),
-                                 i % p.num_stages(), 100.0 * stats.stage_busy_fraction[i]);
+    std::cout << absl::StrFormat("  replica %d stage %d busy %.1f%%, peak memory %s\n",
+                                 i / p.num_stages(), i % p.num_stages(),
+                                 100.0 * stats.stage_busy_fraction[i],
+                                 FormatBytes(static_cast<double>(stats.stage_peak_bytes[i])));
   }
   std::cout << absl::StrFormat("bubble %.1f%%, bytes moved %s\n", 100.0 * stats.bubble_fraction,
                                FormatBytes(static_cast<double>(stats.bytes_moved)));
@@ -112,6 +159,9 @@ int RunCommand(const std::vector<std::string>& args) {
   flags.AddInt("threads", 0, "threads per CPU device (0: the device's share of the cores)");
   flags.AddString("kernels", "cpu", "cpu (oneDNN) or reference (naive oracle kernels)");
   flags.AddInt("repeats", 1, "timed runs (the output is that of the last)");
+  flags.AddInt("stream", 0,
+               "open-stream mode: push this many micro-batches continuously (cut from the input "
+               "in turn) instead of --repeats finite runs; reports steady-state figures");
   flags.AddInt("warmup", 0, "untimed runs before the timed ones");
   flags.AddInt("top_steps", 0, "print the N slowest steps of the last run");
   if (int rc = ParseOrExit(flags, args); rc >= 0) return rc;
@@ -129,7 +179,11 @@ int RunCommand(const std::vector<std::string>& args) {
   // `single` without micro-batching or a trace keeps the plain Session path (and --kernels,
   // --top_steps); everything else runs through runtime/pipeline.
   const bool pipelined = *mode != Mode::kSingle || flags.GetInt("microbatch") > 0 ||
-                         !flags.GetString("trace").empty();
+                         !flags.GetString("trace").empty() || flags.GetInt("stream") > 0;
+  if (flags.GetInt("stream") < 0) {
+    std::cerr << "error: --stream must be >= 0\n";
+    return kExitUsage;
+  }
   if (pipelined && (flags.GetString("kernels") != "cpu" || flags.GetInt("top_steps") > 0)) {
     std::cerr << "error: --kernels and --top_steps apply to plain --mode single only\n";
     return kExitUsage;

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds everything, runs every test, and prints the per-test-case
 # summary "N passed, N failed" as its last line (Bazel's own summary counts targets, not cases).
-# Also builds the CUDA configuration when a CUDA toolkit is present (CI has one, but no GPU).
+# Also runs the threaded runtime tests under ThreadSanitizer (their cases count too, as "tsan
+# //target"), and builds the CUDA configuration when a CUDA toolkit is present (CI has one, but no
+# GPU).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +11,17 @@ tools/setup.sh
 
 status=0
 bazel test //... || status=$?
+default_logs=$(bazel info bazel-testlogs 2>/dev/null)
+default_targets=$(bazel query 'tests(//...)' 2>/dev/null)
+
+# The threaded runtime (communicator, hand-off queues, pipeline streams, embedding engine) under
+# ThreadSanitizer; its own output tree (--config=tsan sets a platform suffix).
+tsan_targets="//runtime/comm:local_communicator_test //runtime/pipeline:handoff_queue_test
+  //runtime/pipeline:pipeline_test //runtime/embed:yolopipe_test"
+echo "test: ThreadSanitizer run of the threaded runtime tests (--config=tsan)"
+# shellcheck disable=SC2086
+bazel test --config=tsan $tsan_targets || status=$?
+tsan_logs=$(bazel info --config=tsan bazel-testlogs 2>/dev/null)
 
 if [ -x "${CUDA_HOME:-/usr/local/cuda}/bin/nvcc" ]; then
   echo "test: building the CUDA configuration (--config=cuda //...)"
@@ -16,22 +29,27 @@ if [ -x "${CUDA_HOME:-/usr/local/cuda}/bin/nvcc" ]; then
     echo "test: the --config=cuda build FAILED"
     status=1
   fi
-  # Leave the default configuration's binaries in bazel-bin.
-  bazel build //... >/dev/null 2>&1 || true
 else
   echo "test: no CUDA toolkit at ${CUDA_HOME:-/usr/local/cuda}; skipping the --config=cuda build"
 fi
+# Leave the default configuration's outputs behind the bazel-bin/bazel-testlogs links.
+bazel build //... >/dev/null 2>&1 || true
 
 # Count individual test cases from each test target's test.xml. A target that did not produce one
 # (it failed to build, crashed before writing results, or timed out) counts as one failed case.
-targets=$(bazel query 'tests(//...)' 2>/dev/null)
-/usr/bin/python3 - "$status" $targets <<'PY'
+runs=()
+for t in $default_targets; do runs+=("$default_logs|$t"); done
+for t in $tsan_targets; do runs+=("$tsan_logs|$t"); done
+/usr/bin/python3 - "$status" "${runs[@]}" <<'PY'
 import os, sys, xml.etree.ElementTree as ET
 status = int(sys.argv[1])
 passed = failed = skipped = 0
-for target in sys.argv[2:]:
+for run in sys.argv[2:]:
+    logs, target = run.split("|", 1)
     pkg, name = target.lstrip("/").split(":")
-    path = os.path.join("bazel-testlogs", pkg, name, "test.xml")
+    path = os.path.join(logs, pkg, name, "test.xml")
+    if "-tsan" in logs:
+        target = "tsan " + target
     if not os.path.exists(path):
         print(f"no results for {target}: counted as 1 failed")
         failed += 1

@@ -19,7 +19,13 @@ template <typename Body>
 void ParallelFor(int num_threads, int64_t count, int64_t min_chunk, Body&& body) {
   if (count <= 0) return;
   const int64_t by_size = count / std::max<int64_t>(min_chunk, 1);
-  const int threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(num_threads, by_size)));
+  int threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(num_threads, by_size)));
+#if defined(__SANITIZE_THREAD__)
+  // ThreadSanitizer cannot see libgomp's (uninstrumented) barriers and would report every
+  // parallel region as a race: under TSAN the kernels run on the calling thread, and TSAN checks
+  // the runtime's own threads (stages, transfers, streams).
+  threads = 1;
+#endif
   if (threads <= 1) {
     body(int64_t{0}, count);
     return;

@@ -27,6 +27,9 @@ using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
 struct TensorGroup {
   MicroBatchId microbatch = 0;
   NamedTensors tensors;  // names unique within the group; every tensor defined
+  // End-of-stream marker: no tensors follow from this sender to this peer. It carries no tensors
+  // (`tensors` must be empty) and its `microbatch` is informational (the id after the last one).
+  bool end_of_stream = false;
 };
 
 // One endpoint (a rank: one pipeline stage) of a set of `size()` endpoints.
@@ -55,7 +58,8 @@ class Communicator {
   // accept the message (in-process: the pair's channel is full — backpressure) until there is room,
   // `timeout` passes (DeadlineExceeded naming the peer and micro-batch; nothing was sent), or the
   // communicator is aborted (Aborted with the reason; nothing was sent).
-  // InvalidArgument for a bad peer, an undefined tensor or a duplicate name.
+  // InvalidArgument for a bad peer, an undefined tensor, a duplicate name, or an end-of-stream
+  // marker that carries tensors.
   virtual absl::Status Send(const TensorGroup& group, int peer, absl::Duration timeout) = 0;
 
   // Receives the group for `microbatch` from endpoint `peer` (!= rank()) into the caller's tensors:
@@ -68,6 +72,8 @@ class Communicator {
   // `into`; FailedPrecondition when the next message from `peer` is for another micro-batch, or
   // when names, dtypes, shapes or layouts do not match (naming the tensor, what was expected and
   // what arrived). On error no tensor in `into` has been written.
+  // End of stream: when the next message from `peer` is an end-of-stream marker, Recv takes it and
+  // returns OutOfRange("end of stream from rank p ..."), whatever `microbatch` names.
   virtual absl::Status Recv(int peer, MicroBatchId microbatch, NamedTensors* into,
                             absl::Duration timeout) = 0;
 

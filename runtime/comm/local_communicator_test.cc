@@ -1,5 +1,6 @@
 #include "runtime/comm/local_communicator.h"
 
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -47,7 +48,8 @@ void Scribble(Tensor& t) { std::memset(t.raw_data(), 0xAB, t.bytes()); }
 TEST(LocalFabricTest, CreateRejectsBadArguments) {
   EXPECT_EQ(LocalFabric::Create(0).status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(LocalFabric::Create(-3).status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(LocalFabric::Create(2, 0).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(LocalFabric::Create(2, -1).status().code(), absl::StatusCode::kInvalidArgument);
+  ASSERT_TRUE(LocalFabric::Create(2, LocalFabric::kRendezvous).ok());
   auto fabric = LocalFabric::Create(3, 4);
   ASSERT_TRUE(fabric.ok());
   EXPECT_EQ((*fabric)->size(), 3);
@@ -376,6 +378,112 @@ TEST(LocalCommunicatorTest, RejectsBadPeersAndBadTensors) {
   NamedTensors any;
   EXPECT_EQ(fabric->endpoint(0)->Recv(1, 0, &any, absl::ZeroDuration()).code(),
             absl::StatusCode::kDeadlineExceeded);
+}
+
+// ---------------------------------------------------------------------------------------------
+// End of stream and rendezvous (capacity 0).
+
+TEST(LocalCommunicatorTest, EndOfStreamMarkerEndsRecvInBothModes) {
+  for (int capacity : {LocalFabric::kRendezvous, 2}) {
+    SCOPED_TRACE(capacity);
+    auto fabric = MakeFabric(2, capacity);
+    std::thread sender([&] {
+      ASSERT_TRUE(fabric->endpoint(0)
+                      ->Send({0, {{"t", Tensor::FromFloats({2}, {1, 2})}}}, 1, kLong)
+                      .ok());
+      TensorGroup end;
+      end.microbatch = 1;
+      end.end_of_stream = true;
+      ASSERT_TRUE(fabric->endpoint(0)->Send(end, 1, kLong).ok());
+    });
+    NamedTensors into = {{"t", Tensor(DType::kFloat32, {2})}};
+    ASSERT_TRUE(fabric->endpoint(1)->Recv(0, 0, &into, kLong).ok());
+    EXPECT_TRUE(BitwiseEqual(into[0].second, Tensor::FromFloats({2}, {1, 2})));
+    Scribble(into[0].second);
+    // The marker ends the stream whatever id the receiver expects, and leaves `into` alone.
+    absl::Status end = fabric->endpoint(1)->Recv(0, 1, &into, kLong);
+    EXPECT_EQ(end.code(), absl::StatusCode::kOutOfRange) << end;
+    EXPECT_THAT(end.message(), HasSubstr("end of stream from rank 0"));
+    EXPECT_EQ(into[0].second.data<float>()[0], into[0].second.data<float>()[1]);  // scribbled
+    sender.join();
+    EXPECT_EQ(fabric->endpoint(1)->bytes_received(), 8);
+  }
+}
+
+TEST(LocalCommunicatorTest, EndOfStreamMarkerWithTensorsIsRejected) {
+  auto fabric = MakeFabric(2);
+  TensorGroup bad;
+  bad.microbatch = 0;
+  bad.end_of_stream = true;
+  bad.tensors.emplace_back("t", Tensor::ScalarInt64(1));
+  EXPECT_EQ(fabric->endpoint(0)->Send(bad, 1, kShort).code(), absl::StatusCode::kInvalidArgument);
+}
+
+// Rendezvous: Send returns only after the receiver copied; the receiver's buffer is its own.
+TEST(LocalCommunicatorTest, RendezvousSendWaitsForTheReceiverAndDeliversACopy) {
+  auto fabric = MakeFabric(2, LocalFabric::kRendezvous);
+  Tensor x(DType::kFloat32, {4, 5});
+  FillX(x, 3);
+  std::atomic<bool> sent{false};
+  std::thread sender([&] {
+    ASSERT_TRUE(fabric->endpoint(0)->Send({3, {{"x", x}}}, 1, kLong).ok());
+    sent = true;
+  });
+  absl::SleepFor(kShort);
+  EXPECT_FALSE(sent.load());  // nobody received yet
+  NamedTensors into = {{"x", Tensor(DType::kFloat32, {4, 5})}};
+  ASSERT_TRUE(fabric->endpoint(1)->Recv(0, 3, &into, kLong).ok());
+  sender.join();
+  EXPECT_TRUE(sent.load());
+  EXPECT_NE(into[0].second.raw_data(), x.raw_data());
+  Tensor expected(DType::kFloat32, {4, 5});
+  FillX(expected, 3);
+  Scribble(x);  // the sender may reuse its buffer now
+  EXPECT_TRUE(BitwiseEqual(into[0].second, expected));
+  EXPECT_EQ(fabric->endpoint(0)->bytes_sent(), 80);
+  EXPECT_EQ(fabric->endpoint(1)->bytes_received(), 80);
+  EXPECT_EQ(fabric->peak_queued_bytes(1), 0);  // nothing is buffered in rendezvous mode
+}
+
+TEST(LocalCommunicatorTest, RendezvousSendTimesOutAndWithdrawsTheMessage) {
+  auto fabric = MakeFabric(2, LocalFabric::kRendezvous);
+  absl::Status s = fabric->endpoint(0)->Send({0, {{"t", Tensor::ScalarInt64(5)}}}, 1, kShort);
+  EXPECT_EQ(s.code(), absl::StatusCode::kDeadlineExceeded) << s;
+  EXPECT_THAT(s.message(), HasSubstr("micro-batch 0"));
+  EXPECT_EQ(fabric->endpoint(0)->bytes_sent(), 0);
+  // The withdrawn message is gone: the receiver times out instead of getting it.
+  NamedTensors into = {{"t", Tensor(DType::kInt64, {})}};
+  EXPECT_EQ(fabric->endpoint(1)->Recv(0, 0, &into, kShort).code(),
+            absl::StatusCode::kDeadlineExceeded);
+}
+
+TEST(LocalCommunicatorTest, AbortWakesABlockedRendezvousSend) {
+  auto fabric = MakeFabric(2, LocalFabric::kRendezvous);
+  absl::Notification about_to_block;
+  absl::Status send_status;
+  std::thread sender([&] {
+    about_to_block.Notify();
+    send_status = fabric->endpoint(0)->Send({0, {{"t", Tensor::ScalarInt64(5)}}}, 1,
+                                            absl::InfiniteDuration());
+  });
+  about_to_block.WaitForNotification();
+  fabric->Abort(absl::InternalError("stage 1 failed"));
+  sender.join();
+  EXPECT_EQ(send_status.code(), absl::StatusCode::kAborted) << send_status;
+  EXPECT_THAT(send_status.message(), HasSubstr("stage 1 failed"));
+}
+
+// Buffered mode records the most bytes queued towards each endpoint.
+TEST(LocalCommunicatorTest, PeakQueuedBytesCountsBufferedMessages) {
+  auto fabric = MakeFabric(3, 2);
+  ASSERT_TRUE(fabric->endpoint(0)->Send({0, {{"a", Tensor(DType::kFloat32, {10})}}}, 2, kShort).ok());
+  ASSERT_TRUE(fabric->endpoint(1)->Send({0, {{"b", Tensor(DType::kFloat32, {5})}}}, 2, kShort).ok());
+  NamedTensors a = {{"a", Tensor(DType::kFloat32, {10})}};
+  ASSERT_TRUE(fabric->endpoint(2)->Recv(0, 0, &a, kShort).ok());
+  ASSERT_TRUE(fabric->endpoint(0)->Send({1, {{"a", Tensor(DType::kFloat32, {10})}}}, 2, kShort).ok());
+  EXPECT_EQ(fabric->peak_queued_bytes(2), 60);  // 40 + 20 before the first Recv, then 20 + 40
+  EXPECT_EQ(fabric->peak_queued_bytes(0), 0);
+  EXPECT_EQ(fabric->peak_queued_bytes(7), 0);  // out of range: nothing
 }
 
 }  // namespace

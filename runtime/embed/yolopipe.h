@@ -10,10 +10,13 @@
 //
 // Link with `deps = ["//runtime/embed:yolopipe"]` (the CPU kernels come with it).
 //
-// Model: one runtime/pipeline Pipeline, built in Create for one micro-batch; every request is run
-// as one Pipeline::Run of all its images, so any N that is a multiple of `microbatch` works and
-// every mode returns the same bytes as `single`. Requests are taken by one dispatcher thread from
-// a bounded FIFO queue: they run, and their futures complete, in submission order.
+// Model: one runtime/pipeline Pipeline, built in Create for one micro-batch size, with one open
+// stream through it. Requests are taken in submission order from a bounded queue and split into
+// micro-batches (the last one may be partial, so any N >= 1 works); consecutive requests overlap
+// in the pipeline, and their futures complete in submission order. Every mode returns the same
+// bytes as `single` with the same micro-batch size. A stage failure fails the requests that were
+// in the pipeline at that moment (with the stage's error, naming replica, stage and micro-batch);
+// the engine then opens a fresh stream for the requests still queued.
 #ifndef YOLOPIPE_RUNTIME_EMBED_YOLOPIPE_H_
 #define YOLOPIPE_RUNTIME_EMBED_YOLOPIPE_H_
 
@@ -37,7 +40,7 @@ struct EngineOptions {
   std::string devices = "cpu";    // "cpu" or "cpu:K" (K CPU devices sharing the machine's cores)
   int stages = 0;       // pipeline/hybrid stage count; 0 = from the plan or the device count
   int replicas = 1;     // hybrid replicas
-  int microbatch = 1;   // images per micro-batch; every request's N must be a multiple of it
+  int microbatch = 1;   // images per micro-batch (a request's last one may be partial)
   std::string plan_path;  // optional plan file (.pbtxt/.pb/.json) from `yolopipe plan`
   int max_pending = 64;   // queued requests (not yet running); Submit blocks while it is full
 };
@@ -58,8 +61,8 @@ class Engine {
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
-  // images: plain float32 (N, 3, imgsz, imgsz), N >= 1 and a multiple of `microbatch`. The tensor
-  // is shared, not copied: do not write to it until the result is ready. Returns the model's first
+  // images: plain float32 (N, 3, imgsz, imgsz), N >= 1. The tensor is shared until the engine
+  // has handed it to the pipeline: do not write to it until the result is ready. Returns the model's first
   // output (N, 4+nc, A), image i's rows from input image i. Errors are per request (a bad shape
   // fails that request only; a stage failure names the replica, stage and micro-batch).
   absl::StatusOr<Tensor> Infer(const Tensor& images);  // Submit(images).get()
@@ -68,14 +71,15 @@ class Engine {
   std::future<absl::StatusOr<Tensor>> Submit(const Tensor& images);
 
   // Stops accepting requests (later Submits fail with FailedPrecondition, Submits blocked on a
-  // full queue wake and fail the same way), then returns once the dispatcher has stopped.
-  // kFinish: every queued request runs. kCancel: queued requests complete with Cancelled; the one
-  // running completes normally. Every future is ready when Shutdown returns. Idempotent; a kCancel
-  // after (or during) a kFinish cancels what is still queued.
+  // full queue wake and fail the same way), then returns once the engine's threads have stopped.
+  // kFinish: every queued request runs. kCancel: queued requests complete with Cancelled; those
+  // already in the pipeline complete normally. Every future is ready when Shutdown returns.
+  // Idempotent; a kCancel after (or during) a kFinish cancels what is still queued.
   void Shutdown(ShutdownMode mode = ShutdownMode::kFinish);
 
  private:
   struct Impl;
+  friend struct EngineTestPeer;  // runtime/embed/engine_test_peer.h (tests only)
   explicit Engine(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

@@ -17,6 +17,7 @@
 #include "runtime/artifact_io.h"
 #include "runtime/device.h"
 #include "runtime/model.h"
+#include "runtime/embed/engine_test_peer.h"
 #include "runtime/pipeline/pipeline.h"
 #include "runtime/planner/planner.h"
 #include "runtime/profiler/profiler.h"
@@ -269,15 +270,15 @@ TEST(EngineTest, WrongInputFailsThatRequestOnly) {
   auto engine = MakeEngine(o);
   ASSERT_NE(engine, nullptr);
   auto small = engine->Submit(SyntheticInput({2, 3, 32, 32}, 71));        // wrong size
-  auto odd = engine->Submit(Images(3, 72));                               // not a multiple of 2
+  auto empty = engine->Submit(Tensor(DType::kFloat32, {0, 3, kImgsz, kImgsz}));  // no images
   auto ints = engine->Submit(Tensor(DType::kInt64, {2, 3, kImgsz, kImgsz}));  // wrong dtype
   auto good = engine->Submit(Images(2, 73));
   auto r_small = small.get();
   EXPECT_EQ(r_small.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(r_small.status().message(), HasSubstr("(2, 3, 32, 32)"));
-  auto r_odd = odd.get();
-  EXPECT_EQ(r_odd.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(r_odd.status().message(), HasSubstr("multiple of the micro-batch"));
+  auto r_empty = empty.get();
+  EXPECT_EQ(r_empty.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(r_empty.status().message(), HasSubstr("N >= 1"));
   EXPECT_EQ(ints.get().status().code(), absl::StatusCode::kInvalidArgument);
   auto r_good = good.get();
   ASSERT_TRUE(r_good.ok()) << r_good.status();
@@ -286,6 +287,55 @@ TEST(EngineTest, WrongInputFailsThatRequestOnly) {
   auto again = engine->Infer(Images(2, 74));
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_TRUE(SameBytes(*again, DirectSingle(Images(2, 74))));
+}
+
+// Requests whose size is not a multiple of the micro-batch: the last micro-batch of each is
+// partial. Several in flight at once, in pipeline mode, each equal to the direct single run.
+TEST(EngineTest, RequestsOfAnySizeOverlapInThePipeline) {
+  EngineOptions o = SmallOptions();
+  o.mode = "pipeline";
+  o.devices = "cpu:2";
+  o.microbatch = 2;
+  auto engine = MakeEngine(o);
+  ASSERT_NE(engine, nullptr);
+  const int64_t sizes[] = {3, 1, 5, 2, 7};
+  std::vector<std::future<absl::StatusOr<Tensor>>> futures;
+  for (int i = 0; i < 5; ++i) futures.push_back(engine->Submit(Images(sizes[i], 200 + i)));
+  for (int i = 0; i < 5; ++i) {
+    auto out = futures[i].get();
+    ASSERT_TRUE(out.ok()) << "request " << i << ": " << out.status();
+    EXPECT_EQ(out->dim(0), sizes[i]);
+    EXPECT_TRUE(SameBytes(*out, DirectSingle(Images(sizes[i], 200 + i)))) << "request " << i;
+  }
+}
+
+// A stage fails on one micro-batch: the requests in the pipeline at that moment fail with the
+// stage's error; the engine reopens its stream and later requests succeed. No future is lost.
+TEST(EngineTest, StageFailureFailsInFlightRequestsAndTheEngineRecovers) {
+  EngineOptions o = SmallOptions();
+  o.mode = "pipeline";
+  o.devices = "cpu:2";
+  std::atomic<int> calls{0};
+  auto engine = EngineTestPeer::Create(o, [&calls](int, int stage, int64_t mb) -> absl::Status {
+    // Fails the first time stage 1 sees micro-batch 2 (in the first stream only).
+    if (stage == 1 && mb == 2 && calls.fetch_add(1) == 0) {
+      return absl::InternalError("injected stage failure");
+    }
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(engine.ok()) << engine.status();
+  // Request 0: micro-batches 0..3 of the first stream; the failure hits it.
+  auto first = (*engine)->Submit(Images(4, 301));
+  auto r_first = first.get();
+  ASSERT_FALSE(r_first.ok());
+  EXPECT_EQ(r_first.status().code(), absl::StatusCode::kInternal);
+  EXPECT_THAT(r_first.status().message(), HasSubstr("stage 1 micro-batch 2: injected stage failure"));
+  // Later requests run on a fresh stream.
+  for (int i = 0; i < 3; ++i) {
+    auto out = (*engine)->Infer(Images(3, 310 + i));
+    ASSERT_TRUE(out.ok()) << out.status();
+    EXPECT_TRUE(SameBytes(*out, DirectSingle(Images(3, 310 + i))));
+  }
 }
 
 // Writes a 2-stage plan for yolopipe's built-in yolov8n with `num_classes` to a .pbtxt file.

@@ -1,14 +1,15 @@
 #include "runtime/pipeline/pipeline.h"
 
-#include <pthread.h>
-#include <sched.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstring>
 #include <exception>
+#include <condition_variable>
+#include <deque>
 #include <map>
+#include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 #include <utility>
@@ -19,6 +20,7 @@
 #include "graph/fingerprint.h"
 #include "graph/prepare.h"
 #include "runtime/comm/local_communicator.h"
+#include "runtime/pipeline/handoff_queue.h"
 #include "runtime/planner/plan_check.h"
 #include "runtime/planner/planner.h"
 #include "runtime/profiler/profiler.h"
@@ -32,19 +34,6 @@ double MicrosSince(Clock::time_point origin, Clock::time_point t) {
   return std::chrono::duration<double, std::micro>(t - origin).count();
 }
 
-// Best effort: pins the calling thread to the device's cores. Errors (EINVAL for cores this
-// process may not use, EPERM) are ignored: pinning is an optimisation, never a requirement.
-void PinToDevice(const DeviceSpec& device) {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  const int cores = AvailableCores();
-  for (int c = 0; c < std::max(1, device.num_threads); ++c) {
-    const int core = device.first_core + c;
-    if (core >= 0 && core < CPU_SETSIZE) CPU_SET(cores > 0 ? core % std::max(cores, 1) : core, &set);
-  }
-  (void)pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
-}
-
 double Percentile(std::vector<double> values, double q) {
   if (values.empty()) return 0.0;
   std::sort(values.begin(), values.end());
@@ -53,30 +42,6 @@ double Percentile(std::vector<double> values, double q) {
   rank = std::clamp<size_t>(rank, 1, values.size());
   return values[rank - 1];
 }
-
-// Shared by the threads of one Run: the first failure wins and aborts every fabric.
-class RunFailure {
- public:
-  explicit RunFailure(std::vector<LocalFabric*> fabrics) : fabrics_(std::move(fabrics)) {}
-  void Fail(const std::string& where, const absl::Status& status) {
-    absl::Status annotated(status.code(), absl::StrCat(where, ": ", status.message()));
-    {
-      absl::MutexLock lock(&mu_);
-      if (!first_.ok()) return;  // a secondary error (typically Aborted by the first)
-      first_ = annotated;
-    }
-    for (LocalFabric* f : fabrics_) f->Abort(annotated);
-  }
-  absl::Status status() const {
-    absl::MutexLock lock(&mu_);
-    return first_;
-  }
-
- private:
-  const std::vector<LocalFabric*> fabrics_;
-  mutable absl::Mutex mu_;
-  absl::Status first_ ABSL_GUARDED_BY(mu_);
-};
 
 absl::StatusOr<NamedTensors> AllocateNamed(const Graph& graph,
                                            const std::vector<std::string>& names) {
@@ -101,13 +66,15 @@ absl::StatusOr<Mode> ParseMode(const std::string& text) {
 }
 
 absl::StatusOr<proto::Plan> MakeQuickPlan(const Model& model, int64_t imgsz,
-                                          const DeviceSpec& device, int microbatch, int stages,
-                                          int replicas, int batch) {
+                                          const std::vector<DeviceSpec>& devices, int microbatch,
+                                          int stages, int replicas, int batch) {
+  if (devices.empty()) return absl::InvalidArgumentError("MakeQuickPlan needs a device");
   ProfilerOptions popts;
   popts.microbatch_sizes = {microbatch};
-  popts.repeats = 1;
-  popts.warmup = 0;
-  popts.device = device;
+  popts.repeats = 2;
+  popts.warmup = 1;
+  popts.device = devices[0];
+  popts.load_devices.assign(devices.begin() + 1, devices.end());
   YP_ASSIGN_OR_RETURN(proto::Profile profile, ProfileModel(model, imgsz, popts));
   PlannerOptions plopts;
   plopts.num_stages = stages;
@@ -148,6 +115,14 @@ absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(const Model& model, i
   }
   if (options.buffers < 1) {
     return absl::InvalidArgumentError(absl::StrCat("buffers must be >= 1, got ", options.buffers));
+  }
+  if (options.timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("timeout must be > 0, got ", absl::FormatDuration(options.timeout)));
+  }
+  if (options.max_in_flight < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_in_flight must be >= 0, got ", options.max_in_flight));
   }
   if (options.stages < 0) {
     return absl::InvalidArgumentError(absl::StrCat("stages must be >= 0, got ", options.stages));
@@ -217,7 +192,7 @@ absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(const Model& model, i
     proto::Plan made;
     if (plan == nullptr) {
       // Plan on the spot (see the header).
-      YP_ASSIGN_OR_RETURN(made, MakeQuickPlan(model, imgsz, options.devices[0],
+      YP_ASSIGN_OR_RETURN(made, MakeQuickPlan(model, imgsz, options.devices,
                                               options.microbatch, K, /*replicas=*/1,
                                               /*batch=*/options.microbatch));
       plan = &made;
@@ -246,41 +221,651 @@ absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(const Model& model, i
   return p;
 }
 
-absl::StatusOr<Tensor> Pipeline::Run(const Tensor& batch, PipelineStats* stats,
-                                     TraceWriter* trace) {
-  absl::MutexLock run_lock(&run_mu_);
-  const int K = num_stages_, R = num_replicas_, m = options_.microbatch;
-  if (!batch.defined() || batch.dtype() != DType::kFloat32 || batch.rank() != 4 ||
-      batch.layout() != Layout::kPlain || batch.dim(1) != mb_shape_[1] ||
-      batch.dim(2) != mb_shape_[2] || batch.dim(3) != mb_shape_[3] || batch.dim(0) < 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "input must be a plain float32 (B, ", mb_shape_[1], ", ", mb_shape_[2], ", ",
-        mb_shape_[3], ") batch, got ", batch.defined() ? DTypeName(batch.dtype()) : "undefined",
-        " ", ShapeToString(batch.shape())));
-  }
-  if (batch.dim(0) % m != 0) {
-    return absl::InvalidArgumentError(absl::StrCat("batch of ", batch.dim(0),
-                                                   " images is not a multiple of the micro-batch (",
-                                                   m, " images)"));
-  }
-  const int64_t num_mb = batch.dim(0) / m;
-  const size_t in_mb_bytes = static_cast<size_t>(NumElements(mb_shape_)) * sizeof(float);
-  Shape out_shape = output_mb_shape_;
-  out_shape[0] = batch.dim(0);
-  Tensor output(DType::kFloat32, out_shape);
-  const size_t out_mb_bytes = static_cast<size_t>(NumElements(output_mb_shape_)) * sizeof(float);
+// ---------------------------------------------------------------------------------------------
+// Streams
 
+namespace {
+
+constexpr size_t kLatencyWindow = 65536;  // latencies a stream keeps for its percentiles
+
+int64_t NowNanos() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+      .count();
+}
+
+int64_t NamedBytes(const NamedTensors& tensors) {
+  int64_t b = 0;
+  for (const auto& [name, t] : tensors) b += static_cast<int64_t>(t.bytes());
+  return b;
+}
+
+// Raises `peak` to at least `value`.
+void RaiseTo(std::atomic<int64_t>& peak, int64_t value) {
+  int64_t p = peak.load(std::memory_order_relaxed);
+  while (value > p && !peak.compare_exchange_weak(p, value, std::memory_order_relaxed)) {
+  }
+}
+
+}  // namespace
+
+// Everything one stream's threads share. Lives in the PipelineStream.
+struct StreamState {
+  // A stage's receive buffer set (one per `buffers`).
+  struct Slot {
+    std::map<int, NamedTensors> by_peer;  // peer rank (host = K) -> tensors received from it
+    int64_t id = 0;
+    bool end = false;
+  };
+  // What the compute thread hands to the sender.
+  struct Outgoing {
+    int64_t id = 0;
+    bool end = false;
+    std::vector<Tensor> outputs;  // the executor's outputs, in StageGraph::sends order
+    int64_t bytes = 0;
+  };
+  struct StageRun {
+    std::vector<Slot> slots;
+    std::unique_ptr<HandoffQueue<int>> free_slots, ready_slots;
+    std::unique_ptr<HandoffQueue<Outgoing>> outgoing;
+    std::map<int, std::vector<int>> send_groups;  // peer -> indices into the stage's sends
+    std::vector<std::pair<int, const std::string*>> input_sources;  // per executor input
+    double busy_us = 0;  // compute thread only; read after the joins
+    int64_t fixed_bytes = 0;
+    std::atomic<int64_t> live_output_bytes{0};
+    std::atomic<int64_t> peak_output_bytes{0};
+    std::atomic<int64_t> received{-1}, computed{-1}, sent{-1};  // last micro-batch of each thread
+  };
+
+  Pipeline* pipeline = nullptr;
+  int K = 1, R = 1, host = 1, microbatch = 1, capacity = 1;
+  size_t in_mb_bytes = 0;
+  absl::Duration timeout;
+  TraceWriter* trace = nullptr;
+  Clock::time_point origin;
   std::vector<std::unique_ptr<LocalFabric>> fabrics;
-  std::vector<LocalFabric*> fabric_ptrs;
-  for (int r = 0; r < R; ++r) {
-    YP_ASSIGN_OR_RETURN(auto f, LocalFabric::Create(K + 1, options_.buffers));
-    fabric_ptrs.push_back(f.get());
-    fabrics.push_back(std::move(f));
-  }
-  RunFailure failure(fabric_ptrs);
-  const int host = K;
-  const absl::Duration timeout = options_.timeout;
+  std::vector<std::vector<std::unique_ptr<StageRun>>> stages;  // [replica][stage]
+  std::vector<std::vector<int>> input_readers;                 // [replica] -> stages
+  std::vector<std::thread> threads;
+  std::thread watchdog;
+  bool joined = false;
 
+  std::atomic<int64_t> last_progress_ns{0};
+  std::atomic<int> computing{0};
+
+  std::mutex push_mu;  // serialises Push and CloseInput
+  std::mutex pop_mu;   // serialises Pop
+  mutable std::mutex mu;
+  std::condition_variable cv;
+  // Guarded by mu:
+  absl::Status failure;
+  bool input_closed = false;
+  bool stop_watchdog = false;
+  int collectors_done = 0;
+  int64_t pushed = 0, popped = 0, collected = 0, images = 0;
+  std::map<int64_t, int> images_of;                // pushed, not popped: id -> real images
+  std::map<int64_t, Clock::time_point> pushed_at;  // pushed, not collected
+  std::map<int64_t, Tensor> results;               // collected, not popped
+  std::vector<int> deliveries;                     // per id % window: times collected
+  std::vector<double> latencies_ms;                // ring of the last kLatencyWindow
+  Clock::time_point last_collect;
+
+  void Progress() { last_progress_ns.store(NowNanos(), std::memory_order_relaxed); }
+
+  // The first failure wins: it aborts every fabric and queue and wakes Push/Pop.
+  void Fail(const std::string& where, const absl::Status& status) {
+    absl::Status annotated =
+        where.empty() ? status
+                      : absl::Status(status.code(), absl::StrCat(where, ": ", status.message()));
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (!failure.ok()) return;  // a secondary error (typically Aborted by the first)
+      failure = annotated;
+    }
+    for (auto& f : fabrics) f->Abort(annotated);
+    for (auto& replica : stages) {
+      for (auto& st : replica) {
+        st->free_slots->Abort();
+        st->ready_slots->Abort();
+        st->outgoing->Abort();
+      }
+    }
+    cv.notify_all();
+  }
+  bool failed() const {
+    std::lock_guard<std::mutex> lock(mu);
+    return !failure.ok();
+  }
+
+  void AddSpan(int r, int s, int64_t id, const char* what, TraceLane lane, Clock::time_point a,
+               Clock::time_point b) {
+    if (trace == nullptr) return;
+    trace->Add(absl::StrCat("mb ", id), what, r * K + s, lane, MicrosSince(origin, a),
+               MicrosSince(a, b));
+  }
+
+  void Receiver(int r, int s);
+  void Compute(int r, int s);
+  void Sender(int r, int s);
+  void Collector(int r);
+  void Watchdog();
+  std::string Positions() const;
+};
+
+void StreamState::Receiver(int r, int s) {
+  StageRun& st = *stages[r][s];
+  PinCurrentThread(pipeline->device(r, s));
+  LocalCommunicator* comm = fabrics[r]->endpoint(s);
+  for (int64_t id = r;; id += R) {
+    std::optional<int> slot_index = st.free_slots->Pop();
+    if (!slot_index) return;  // aborted
+    Slot& slot = st.slots[*slot_index];
+    const Clock::time_point t0 = Clock::now();
+    int ends = 0;
+    for (auto& [peer, into] : slot.by_peer) {
+      absl::Status status = comm->Recv(peer, id, &into, absl::InfiniteDuration());
+      if (absl::IsOutOfRange(status)) {
+        ++ends;
+      } else if (!status.ok()) {
+        Fail(absl::StrCat("replica ", r, " stage ", s, " receiving micro-batch ", id), status);
+        return;
+      }
+    }
+    if (ends != 0 && ends != static_cast<int>(slot.by_peer.size())) {
+      Fail(absl::StrCat("replica ", r, " stage ", s),
+           absl::InternalError(absl::StrCat("end of stream from ", ends, " of ",
+                                            slot.by_peer.size(), " peers at micro-batch ", id)));
+      return;
+    }
+    const Clock::time_point t1 = Clock::now();
+    slot.id = id;
+    slot.end = ends > 0;
+    Progress();
+    if (!slot.end) {
+      st.received.store(id, std::memory_order_relaxed);
+      if (!slot.by_peer.empty()) AddSpan(r, s, id, "recv", TraceLane::kRecv, t0, t1);
+    }
+    if (!st.ready_slots->Push(*slot_index) || slot.end) return;
+  }
+}
+
+void StreamState::Compute(int r, int s) {
+  StageRun& st = *stages[r][s];
+  Pipeline::Stage& stage = pipeline->replicas_[r][s];
+  PinCurrentThread(stage.device);
+  while (true) {
+    std::optional<int> slot_index = st.ready_slots->Pop();
+    if (!slot_index) return;
+    Slot& slot = st.slots[*slot_index];
+    const int64_t id = slot.id;
+    if (slot.end) {
+      Outgoing end;
+      end.id = id;
+      end.end = true;
+      st.outgoing->Push(std::move(end));
+      return;
+    }
+    const std::string where = absl::StrCat("replica ", r, " stage ", s, " micro-batch ", id);
+    if (pipeline->options_.fault_injector) {
+      if (absl::Status f = pipeline->options_.fault_injector(r, s, id); !f.ok()) {
+        Fail(where, f);
+        return;
+      }
+    }
+    std::vector<Tensor> inputs;
+    inputs.reserve(st.input_sources.size());
+    for (const auto& [peer, name] : st.input_sources) {
+      for (const auto& [n, t] : slot.by_peer[peer]) {
+        if (n == *name) inputs.push_back(t);
+      }
+    }
+    const Clock::time_point t1 = Clock::now();
+    computing.fetch_add(1);
+    auto outputs = stage.executor->Run(inputs);
+    computing.fetch_sub(1);
+    const Clock::time_point t2 = Clock::now();
+    if (!outputs.ok()) {
+      Fail(where, outputs.status());
+      return;
+    }
+    // An output that aliases a receive buffer (a zero-copy reshape of an input) must not be
+    // overwritten by the next receive before it is sent: give it its own bytes.
+    for (Tensor& out : *outputs) {
+      for (const auto& [peer, named] : slot.by_peer) {
+        for (const auto& [n, t] : named) {
+          if (out.defined() && out.buffer() == t.buffer()) out = out.Clone();
+        }
+      }
+    }
+    if (!st.free_slots->Push(*slot_index)) return;
+    st.busy_us += MicrosSince(t1, t2);
+    st.computed.store(id, std::memory_order_relaxed);
+    Progress();
+    AddSpan(r, s, id, "compute", TraceLane::kCompute, t1, t2);
+    Outgoing item;
+    item.id = id;
+    for (const Tensor& t : *outputs) item.bytes += static_cast<int64_t>(t.bytes());
+    item.outputs = std::move(*outputs);
+    RaiseTo(st.peak_output_bytes, st.live_output_bytes.fetch_add(item.bytes) + item.bytes);
+    if (!st.outgoing->Push(std::move(item))) return;
+  }
+}
+
+void StreamState::Sender(int r, int s) {
+  StageRun& st = *stages[r][s];
+  const StageGraph& sg = pipeline->replicas_[r][s].graph;
+  PinCurrentThread(pipeline->device(r, s));
+  LocalCommunicator* comm = fabrics[r]->endpoint(s);
+  while (true) {
+    std::optional<Outgoing> item = st.outgoing->Pop();
+    if (!item) return;
+    if (item->end) {
+      for (const auto& [peer, indices] : st.send_groups) {
+        TensorGroup end;
+        end.microbatch = item->id;
+        end.end_of_stream = true;
+        if (absl::Status status = comm->Send(end, peer, absl::InfiniteDuration()); !status.ok()) {
+          Fail(absl::StrCat("replica ", r, " stage ", s, " ending the stream"), status);
+          return;
+        }
+        Progress();
+      }
+      return;
+    }
+    const Clock::time_point t2 = Clock::now();
+    for (const auto& [peer, indices] : st.send_groups) {
+      TensorGroup group;
+      group.microbatch = item->id;
+      for (int i : indices) group.tensors.emplace_back(sg.sends[i].tensor, item->outputs[i]);
+      if (absl::Status status = comm->Send(group, peer, absl::InfiniteDuration()); !status.ok()) {
+        Fail(absl::StrCat("replica ", r, " stage ", s, " sending micro-batch ", item->id), status);
+        return;
+      }
+    }
+    const Clock::time_point t3 = Clock::now();
+    st.live_output_bytes.fetch_sub(item->bytes);
+    st.sent.store(item->id, std::memory_order_relaxed);
+    Progress();
+    if (!st.send_groups.empty()) AddSpan(r, s, item->id, "send", TraceLane::kSend, t2, t3);
+  }
+}
+
+void StreamState::Collector(int r) {
+  LocalCommunicator* comm = fabrics[r]->endpoint(host);
+  // Producing stage -> the model outputs it sends to the host (names and descs).
+  std::map<int, std::vector<std::string>> names;
+  for (int s = 0; s < K; ++s) {
+    for (const auto& sd : pipeline->replicas_[r][s].graph.sends) {
+      if (std::find(sd.to_stages.begin(), sd.to_stages.end(), -1) != sd.to_stages.end()) {
+        names[s].push_back(sd.tensor);
+      }
+    }
+  }
+  for (int64_t id = r;; id += R) {
+    Tensor output;
+    int ends = 0;
+    for (const auto& [s, list] : names) {
+      // Fresh tensors each time: the output is handed to the caller.
+      auto into = AllocateNamed(pipeline->replicas_[r][s].graph.graph, list);
+      if (!into.ok()) {
+        Fail(absl::StrCat("host collecting replica ", r), into.status());
+        return;
+      }
+      absl::Status status = comm->Recv(s, id, &*into, absl::InfiniteDuration());
+      if (absl::IsOutOfRange(status)) {
+        ++ends;
+        continue;
+      }
+      if (!status.ok()) {
+        Fail(absl::StrCat("host collecting replica ", r, " micro-batch ", id), status);
+        return;
+      }
+      for (auto& [name, t] : *into) {
+        if (name == pipeline->output_name_) output = std::move(t);
+      }
+    }
+    if (ends != 0) {
+      if (ends != static_cast<int>(names.size())) {
+        Fail(absl::StrCat("host collecting replica ", r),
+             absl::InternalError(absl::StrCat("end of stream from ", ends, " of ", names.size(),
+                                              " producing stages at micro-batch ", id)));
+        return;
+      }
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        ++collectors_done;
+      }
+      cv.notify_all();
+      return;
+    }
+    const Clock::time_point now = Clock::now();
+    Progress();
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      auto it = pushed_at.find(id);
+      if (it == pushed_at.end() || results.count(id) != 0) {
+        // Never pushed, or already collected: a duplicate (counted, checked by Pop/Finish).
+        ++deliveries[static_cast<size_t>(id) % deliveries.size()];
+      } else {
+        const double ms = std::chrono::duration<double, std::milli>(now - it->second).count();
+        if (latencies_ms.size() < kLatencyWindow) {
+          latencies_ms.push_back(ms);
+        } else {
+          latencies_ms[static_cast<size_t>(collected) % kLatencyWindow] = ms;
+        }
+        pushed_at.erase(it);
+        results[id] = std::move(output);
+        ++collected;
+        last_collect = now;
+      }
+    }
+    cv.notify_all();
+  }
+}
+
+std::string StreamState::Positions() const {
+  std::vector<std::string> parts;
+  for (int r = 0; r < R; ++r) {
+    for (int s = 0; s < K; ++s) {
+      const StageRun& st = *stages[r][s];
+      parts.push_back(absl::StrCat(R > 1 ? absl::StrCat("replica ", r, " ") : "", "stage ", s,
+                                   " received ", st.received.load(), " computed ",
+                                   st.computed.load(), " sent ", st.sent.load()));
+    }
+  }
+  return absl::StrJoin(parts, "; ");
+}
+
+void StreamState::Watchdog() {
+  const int64_t limit_ns = absl::ToInt64Nanoseconds(timeout);
+  std::unique_lock<std::mutex> lock(mu);
+  while (!stop_watchdog) {
+    cv.wait_for(lock, std::chrono::milliseconds(100));
+    if (stop_watchdog || !failure.ok()) continue;
+    const bool inside = pushed > collected || (input_closed && collectors_done < R);
+    if (!inside || computing.load() > 0) continue;
+    const int64_t idle_ns = NowNanos() - last_progress_ns.load();
+    if (idle_ns < limit_ns) continue;
+    const std::string message = absl::StrCat(
+        "no progress for ", absl::FormatDuration(timeout), " with ", pushed - collected,
+        " micro-batch(es) inside the pipeline (pushed ", pushed, ", collected ", collected,
+        "); last micro-batch per stage thread (-1: none): ", Positions());
+    lock.unlock();
+    Fail("", absl::DeadlineExceededError(message));
+    lock.lock();
+  }
+}
+
+PipelineStream::PipelineStream(std::unique_ptr<StreamState> state) : state_(std::move(state)) {}
+
+PipelineStream::~PipelineStream() {
+  if (state_ == nullptr) return;
+  if (!state_->joined) {
+    Cancel(absl::CancelledError("stream destroyed before Finish"));
+    (void)Finish();
+  }
+  state_->pipeline->stream_open_.store(false);
+}
+
+int PipelineStream::capacity() const { return state_->capacity; }
+int PipelineStream::microbatch() const { return state_->microbatch; }
+
+absl::Status PipelineStream::Push(const Tensor& images) {
+  StreamState& st = *state_;
+  const Shape& mb = st.pipeline->mb_shape_;
+  if (!images.defined() || images.dtype() != DType::kFloat32 || images.rank() != 4 ||
+      images.layout() != Layout::kPlain || images.dim(1) != mb[1] || images.dim(2) != mb[2] ||
+      images.dim(3) != mb[3] || images.dim(0) < 1 || images.dim(0) > st.microbatch) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "a pushed micro-batch must be plain float32 (n, ", mb[1], ", ", mb[2], ", ", mb[3],
+        ") with 1 <= n <= ", st.microbatch, ", got ",
+        images.defined() ? DTypeName(images.dtype()) : "undefined", " ",
+        ShapeToString(images.shape())));
+  }
+  const int n = static_cast<int>(images.dim(0));
+  std::lock_guard<std::mutex> push_lock(st.push_mu);
+  int64_t id;
+  {
+    std::unique_lock<std::mutex> lock(st.mu);
+    st.cv.wait(lock, [&st] {
+      return !st.failure.ok() || st.input_closed || st.pushed - st.popped < st.capacity;
+    });
+    if (!st.failure.ok()) return st.failure;
+    if (st.input_closed) {
+      return absl::FailedPreconditionError("Push after CloseInput: the stream's input is closed");
+    }
+    id = st.pushed++;
+    st.images += n;
+    st.images_of[id] = n;
+    st.pushed_at[id] = Clock::now();
+  }
+  st.Progress();
+  Tensor input = images;
+  if (n < st.microbatch) {  // zero-pad to the micro-batch shape
+    input = Tensor(DType::kFloat32, mb);
+    std::memset(input.raw_data(), 0, input.bytes());
+    std::memcpy(input.raw_data(), images.raw_data(), images.bytes());
+  }
+  const int r = static_cast<int>(id % st.R);
+  LocalCommunicator* comm = st.fabrics[r]->endpoint(st.host);
+  for (int s : st.input_readers[r]) {
+    TensorGroup group;
+    group.microbatch = id;
+    group.tensors.emplace_back(st.pipeline->input_name_, input);
+    if (absl::Status status = comm->Send(group, s, absl::InfiniteDuration()); !status.ok()) {
+      st.Fail(absl::StrCat("host feeding replica ", r, " micro-batch ", id), status);
+      std::lock_guard<std::mutex> lock(st.mu);
+      return st.failure;
+    }
+  }
+  st.Progress();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Tensor> PipelineStream::Pop() {
+  StreamState& st = *state_;
+  std::lock_guard<std::mutex> pop_lock(st.pop_mu);
+  std::unique_lock<std::mutex> lock(st.mu);
+  st.cv.wait(lock, [&st] {
+    return st.results.count(st.popped) != 0 || !st.failure.ok() ||
+           (st.input_closed && st.popped == st.pushed);
+  });
+  auto it = st.results.find(st.popped);
+  if (it == st.results.end()) {
+    if (!st.failure.ok()) return st.failure;
+    return absl::OutOfRangeError(
+        absl::StrCat("end of stream: all ", st.pushed, " micro-batches were popped"));
+  }
+  Tensor out = std::move(it->second);
+  st.results.erase(it);
+  const int n = st.images_of[st.popped];
+  st.images_of.erase(st.popped);
+  ++st.popped;
+  lock.unlock();
+  st.cv.notify_all();  // a Push waiting for capacity
+  if (n < st.microbatch) {
+    Shape shape = out.shape();
+    shape[0] = n;
+    out = Tensor(out.buffer(), out.offset(), out.dtype(), shape);  // the real images' rows
+  }
+  return out;
+}
+
+void PipelineStream::CloseInput() {
+  StreamState& st = *state_;
+  std::lock_guard<std::mutex> push_lock(st.push_mu);
+  int64_t next;
+  {
+    std::lock_guard<std::mutex> lock(st.mu);
+    if (st.input_closed) return;
+    st.input_closed = true;
+    next = st.pushed;
+    st.Progress();  // draining starts now: idle time before it is not a stall
+    if (!st.failure.ok()) {
+      st.cv.notify_all();
+      return;
+    }
+  }
+  st.cv.notify_all();
+  for (int r = 0; r < st.R; ++r) {
+    LocalCommunicator* comm = st.fabrics[r]->endpoint(st.host);
+    for (int s : st.input_readers[r]) {
+      TensorGroup end;
+      end.microbatch = next;
+      end.end_of_stream = true;
+      if (absl::Status status = comm->Send(end, s, absl::InfiniteDuration()); !status.ok()) {
+        st.Fail(absl::StrCat("host closing replica ", r), status);
+        return;
+      }
+    }
+  }
+}
+
+void PipelineStream::Cancel(const absl::Status& reason) {
+  state_->Fail("", reason.ok() ? absl::CancelledError("stream cancelled") : reason);
+}
+
+absl::Status PipelineStream::Finish(PipelineStats* stats) {
+  StreamState& st = *state_;
+  if (!st.joined) {
+    CloseInput();
+    for (std::thread& t : st.threads) t.join();
+    {
+      std::lock_guard<std::mutex> lock(st.mu);
+      st.stop_watchdog = true;
+    }
+    st.cv.notify_all();
+    st.watchdog.join();
+    st.joined = true;
+  }
+  const Clock::time_point finished = Clock::now();
+  std::unique_lock<std::mutex> lock(st.mu);
+  if (st.failure.ok() && st.collected != st.pushed) {
+    st.failure = absl::InternalError(absl::StrCat("the stream collected ", st.collected,
+                                                  " outputs for ", st.pushed,
+                                                  " pushed micro-batches"));
+  }
+  for (size_t i = 0; st.failure.ok() && i < st.deliveries.size(); ++i) {
+    if (st.deliveries[i] != 0) {
+      st.failure = absl::InternalError(
+          absl::StrCat("an output arrived twice or unasked (micro-batch id ", i, " mod ",
+                       st.deliveries.size(), ")"));
+    }
+  }
+  if (stats != nullptr) {
+    const int K = st.K, R = st.R;
+    *stats = PipelineStats();
+    const Clock::time_point end = st.collected > 0 ? st.last_collect : finished;
+    const double wall_us = MicrosSince(st.origin, end);
+    stats->seconds = wall_us * 1e-6;
+    stats->images = st.images;
+    stats->images_per_second = stats->seconds > 0 ? st.images / stats->seconds : 0.0;
+    stats->latency_p50_ms = Percentile(st.latencies_ms, 0.5);
+    stats->latency_p99_ms = Percentile(st.latencies_ms, 0.99);
+    double sum = 0;
+    for (int r = 0; r < R; ++r) {
+      for (int s = 0; s < K; ++s) {
+        const StreamState::StageRun& sr = *st.stages[r][s];
+        const double f = wall_us > 0 ? sr.busy_us / wall_us : 0.0;
+        stats->stage_busy_fraction.push_back(f);
+        sum += f;
+        stats->stage_peak_bytes.push_back(sr.fixed_bytes + sr.peak_output_bytes.load() +
+                                          st.fabrics[r]->peak_queued_bytes(s));
+      }
+    }
+    stats->bubble_fraction = 1.0 - sum / static_cast<double>(R * K);
+    int64_t moved = 0;
+    for (auto& f : st.fabrics) {
+      for (int s = 0; s < K; ++s) moved += f->endpoint(s)->bytes_received();
+      moved -= f->endpoint(st.host)->bytes_sent();  // model inputs from the host are not "moved"
+    }
+    stats->bytes_moved = moved;
+    stats->num_microbatches = static_cast<int>(st.pushed);
+  }
+  return st.failure;
+}
+
+absl::StatusOr<std::unique_ptr<PipelineStream>> Pipeline::OpenStream(TraceWriter* trace) {
+  bool expected = false;
+  if (!stream_open_.compare_exchange_strong(expected, true)) {
+    return absl::FailedPreconditionError(
+        "a stream is already open on this pipeline (one at a time: the stages are shared)");
+  }
+  auto state = std::make_unique<StreamState>();
+  // From here on the stream owns stream_open_: its destructor clears it.
+  auto stream = std::unique_ptr<PipelineStream>(new PipelineStream(nullptr));
+  StreamState& st = *state;
+  const int K = num_stages_, R = num_replicas_;
+  st.pipeline = this;
+  st.K = K;
+  st.R = R;
+  st.host = K;
+  st.microbatch = options_.microbatch;
+  st.capacity = options_.max_in_flight > 0 ? options_.max_in_flight
+                                           : R * (K * (options_.buffers + 2) + 1);
+  st.in_mb_bytes = static_cast<size_t>(NumElements(mb_shape_)) * sizeof(float);
+  st.timeout = options_.timeout;
+  st.trace = trace;
+  st.deliveries.assign(static_cast<size_t>(st.capacity) * 2 + 16, 0);
+
+  auto fail_open = [&](const absl::Status& status) -> absl::Status {
+    stream_open_.store(false);
+    return status;
+  };
+  for (int r = 0; r < R; ++r) {
+    auto fabric = LocalFabric::Create(K + 1, LocalFabric::kRendezvous);
+    if (!fabric.ok()) return fail_open(fabric.status());
+    st.fabrics.push_back(std::move(*fabric));
+  }
+  st.stages.resize(R);
+  st.input_readers.resize(R);
+  for (int r = 0; r < R; ++r) {
+    for (int s = 0; s < K; ++s) {
+      const Stage& stage = replicas_[r][s];
+      const StageGraph& sg = stage.graph;
+      auto run = std::make_unique<StreamState::StageRun>();
+      std::map<int, std::vector<std::string>> names;  // peer -> received tensor names
+      for (const auto& rc : sg.receives) {
+        const int peer = rc.from_stage < 0 ? K : rc.from_stage;
+        names[peer].push_back(rc.tensor);
+        if (rc.from_stage < 0 &&
+            std::find(st.input_readers[r].begin(), st.input_readers[r].end(), s) ==
+                st.input_readers[r].end()) {
+          st.input_readers[r].push_back(s);
+        }
+      }
+      const int buffers = options_.buffers;
+      run->slots.resize(buffers);
+      int64_t slot_bytes = 0;
+      for (int b = 0; b < buffers; ++b) {
+        for (const auto& [peer, list] : names) {
+          auto alloc = AllocateNamed(sg.graph, list);
+          if (!alloc.ok()) return fail_open(alloc.status());
+          slot_bytes += NamedBytes(*alloc);
+          run->slots[b].by_peer[peer] = std::move(*alloc);
+        }
+      }
+      for (const auto& rc : sg.receives) {
+        const int peer = rc.from_stage < 0 ? K : rc.from_stage;
+        for (const auto& [n, t] : run->slots[0].by_peer[peer]) {
+          if (n == rc.tensor) run->input_sources.emplace_back(peer, &n);
+        }
+      }
+      for (size_t i = 0; i < sg.sends.size(); ++i) {
+        for (int t : sg.sends[i].to_stages) {
+          run->send_groups[t < 0 ? K : t].push_back(static_cast<int>(i));
+        }
+      }
+      run->fixed_bytes = static_cast<int64_t>(stage.executor->weight_bytes() +
+                                              stage.executor->arena_bytes() +
+                                              stage.executor->workspace_bytes()) +
+                         slot_bytes;
+      run->free_slots = std::make_unique<HandoffQueue<int>>(buffers);
+      run->ready_slots = std::make_unique<HandoffQueue<int>>(buffers);
+      run->outgoing = std::make_unique<HandoffQueue<StreamState::Outgoing>>(1);
+      for (int b = 0; b < buffers; ++b) run->free_slots->Push(b);
+      st.stages[r].push_back(std::move(run));
+    }
+  }
   if (trace != nullptr) {
     for (int r = 0; r < R; ++r) {
       for (int s = 0; s < K; ++s) {
@@ -290,209 +875,85 @@ absl::StatusOr<Tensor> Pipeline::Run(const Tensor& batch, PipelineStats* stats,
       }
     }
   }
-
-  // Written by exactly one thread each, read after the joins.
-  std::vector<Clock::time_point> enter(num_mb), leave(num_mb);
-  std::vector<int> delivered(num_mb, 0);
-  std::vector<double> busy_us(static_cast<size_t>(R * K), 0.0);
-  const Clock::time_point origin = Clock::now();
-
-  auto ids_of = [&](int r) {
-    std::vector<int64_t> ids;
-    for (int64_t j = r; j < num_mb; j += R) ids.push_back(j);
-    return ids;
-  };
-
-  auto stage_worker = [&](int r, int s) {
-    Stage& stage = replicas_[r][s];
-    PinToDevice(stage.device);
-    LocalCommunicator* comm = fabrics[r]->endpoint(s);
-    const StageGraph& sg = stage.graph;
-    // Receives grouped by peer (the host for model inputs), buffers allocated once.
-    std::map<int, NamedTensors> recv_buffers;
-    {
-      std::map<int, std::vector<std::string>> names;
-      for (const auto& rc : sg.receives) names[rc.from_stage < 0 ? host : rc.from_stage].push_back(rc.tensor);
-      for (auto& [peer, list] : names) {
-        auto alloc = AllocateNamed(sg.graph, list);
-        if (!alloc.ok()) {
-          failure.Fail(absl::StrCat("replica ", r, " stage ", s), alloc.status());
-          return;
-        }
-        recv_buffers[peer] = std::move(*alloc);
-      }
-    }
-    std::map<int, std::vector<int>> send_groups;  // peer -> indices into the executor outputs
-    for (size_t i = 0; i < sg.sends.size(); ++i) {
-      for (int t : sg.sends[i].to_stages) send_groups[t < 0 ? host : t].push_back(static_cast<int>(i));
-    }
-    for (int64_t id : ids_of(r)) {
-      const std::string where =
-          absl::StrCat("replica ", r, " stage ", s, " micro-batch ", id);
-      const Clock::time_point t0 = Clock::now();
-      for (auto& [peer, into] : recv_buffers) {
-        if (absl::Status st = comm->Recv(peer, id, &into, timeout); !st.ok()) {
-          failure.Fail(where, st);
-          return;
-        }
-      }
-      const Clock::time_point t1 = Clock::now();
-      if (trace != nullptr && !sg.receives.empty()) {
-        trace->Add(absl::StrCat("mb ", id), "recv", r * K + s, TraceLane::kRecv,
-                   MicrosSince(origin, t0), MicrosSince(t0, t1));
-      }
-      if (s == 0) enter[id] = t1;
-      if (options_.fault_injector) {
-        if (absl::Status st = options_.fault_injector(r, s, id); !st.ok()) {
-          failure.Fail(where, st);
-          return;
-        }
-      }
-      std::vector<Tensor> inputs;
-      for (const auto& rc : sg.receives) {
-        const int peer = rc.from_stage < 0 ? host : rc.from_stage;
-        for (const auto& [name, t] : recv_buffers[peer]) {
-          if (name == rc.tensor) inputs.push_back(t);
-        }
-      }
-      auto outputs = stage.executor->Run(inputs);
-      const Clock::time_point t2 = Clock::now();
-      if (!outputs.ok()) {
-        failure.Fail(where, outputs.status());
-        return;
-      }
-      busy_us[r * K + s] += MicrosSince(t1, t2);
-      if (trace != nullptr) {
-        trace->Add(absl::StrCat("mb ", id), "compute", r * K + s, TraceLane::kCompute,
-                   MicrosSince(origin, t1), MicrosSince(t1, t2));
-      }
-      for (const auto& [peer, indices] : send_groups) {
-        TensorGroup group;
-        group.microbatch = id;
-        for (int i : indices) group.tensors.emplace_back(sg.sends[i].tensor, (*outputs)[i]);
-        if (absl::Status st = comm->Send(group, peer, timeout); !st.ok()) {
-          failure.Fail(where, st);
-          return;
-        }
-      }
-      const Clock::time_point t3 = Clock::now();
-      if (trace != nullptr && !send_groups.empty()) {
-        trace->Add(absl::StrCat("mb ", id), "send", r * K + s, TraceLane::kSend,
-                   MicrosSince(origin, t2), MicrosSince(t2, t3));
-      }
-      if (s == K - 1) leave[id] = t3;
-    }
-  };
-
-  auto feeder = [&](int r) {
-    LocalCommunicator* comm = fabrics[r]->endpoint(host);
-    std::vector<int> readers;
-    for (int s = 0; s < K; ++s) {
-      for (const auto& rc : replicas_[r][s].graph.receives) {
-        if (rc.from_stage < 0) {
-          readers.push_back(s);
-          break;
-        }
-      }
-    }
-    for (int64_t id : ids_of(r)) {
-      // A view of the caller's batch: Send copies it into the channel.
-      Tensor slice(batch.buffer(), batch.offset() + static_cast<size_t>(id) * in_mb_bytes,
-                   DType::kFloat32, mb_shape_);
-      for (int s : readers) {
-        TensorGroup group;
-        group.microbatch = id;
-        group.tensors.emplace_back(input_name_, slice);
-        if (absl::Status st = comm->Send(group, s, timeout); !st.ok()) {
-          failure.Fail(absl::StrCat("host feeding replica ", r, " micro-batch ", id), st);
-          return;
-        }
-      }
-    }
-  };
-
-  auto collector = [&](int r) {
-    LocalCommunicator* comm = fabrics[r]->endpoint(host);
-    std::map<int, NamedTensors> buffers;  // producing stage -> model outputs it sends
-    for (int s = 0; s < K; ++s) {
-      std::vector<std::string> names;
-      for (const auto& sd : replicas_[r][s].graph.sends) {
-        if (std::find(sd.to_stages.begin(), sd.to_stages.end(), -1) != sd.to_stages.end()) {
-          names.push_back(sd.tensor);
-        }
-      }
-      if (names.empty()) continue;
-      auto alloc = AllocateNamed(replicas_[r][s].graph.graph, names);
-      if (!alloc.ok()) {
-        failure.Fail(absl::StrCat("host collecting replica ", r), alloc.status());
-        return;
-      }
-      buffers[s] = std::move(*alloc);
-    }
-    for (int64_t id : ids_of(r)) {
-      for (auto& [s, into] : buffers) {
-        if (absl::Status st = comm->Recv(s, id, &into, timeout); !st.ok()) {
-          failure.Fail(absl::StrCat("host collecting replica ", r, " micro-batch ", id), st);
-          return;
-        }
-        for (const auto& [name, t] : into) {
-          if (name != output_name_) continue;
-          std::memcpy(static_cast<char*>(output.raw_data()) + static_cast<size_t>(id) * out_mb_bytes,
-                      t.raw_data(), out_mb_bytes);
-          ++delivered[id];
-        }
-      }
-    }
-  };
-
-  std::vector<std::thread> threads;
+  st.origin = Clock::now();
+  st.last_collect = st.origin;
+  st.Progress();
+  stream->state_ = std::move(state);
   try {
     for (int r = 0; r < R; ++r) {
-      threads.emplace_back(feeder, r);
-      threads.emplace_back(collector, r);
-      for (int s = 0; s < K; ++s) threads.emplace_back(stage_worker, r, s);
+      st.threads.emplace_back(&StreamState::Collector, &st, r);
+      for (int s = 0; s < K; ++s) {
+        st.threads.emplace_back(&StreamState::Receiver, &st, r, s);
+        st.threads.emplace_back(&StreamState::Compute, &st, r, s);
+        st.threads.emplace_back(&StreamState::Sender, &st, r, s);
+      }
     }
+    st.watchdog = std::thread(&StreamState::Watchdog, &st);
   } catch (const std::exception& e) {
-    // The threads already started see the abort and return.
-    failure.Fail("starting the pipeline threads", absl::ResourceExhaustedError(e.what()));
+    // The threads already started see the failure and return; the destructor joins them.
+    st.Fail("starting the pipeline threads", absl::ResourceExhaustedError(e.what()));
+    if (!st.watchdog.joinable()) st.watchdog = std::thread([] {});
   }
-  for (std::thread& t : threads) t.join();
-  const double wall_us = MicrosSince(origin, Clock::now());
+  return stream;
+}
 
-  YP_RETURN_IF_ERROR(failure.status());
-  for (int64_t id = 0; id < num_mb; ++id) {
-    if (delivered[id] != 1) {
-      return absl::InternalError(absl::StrCat("micro-batch ", id, "'s output arrived ",
-                                              delivered[id], " times instead of once"));
-    }
+absl::StatusOr<Tensor> Pipeline::Run(const Tensor& batch, PipelineStats* stats,
+                                     TraceWriter* trace) {
+  std::lock_guard<std::mutex> run_lock(run_mu_);
+  const int m = options_.microbatch;
+  if (!batch.defined() || batch.dtype() != DType::kFloat32 || batch.rank() != 4 ||
+      batch.layout() != Layout::kPlain || batch.dim(1) != mb_shape_[1] ||
+      batch.dim(2) != mb_shape_[2] || batch.dim(3) != mb_shape_[3] || batch.dim(0) < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "input must be a plain float32 (B, ", mb_shape_[1], ", ", mb_shape_[2], ", ",
+        mb_shape_[3], ") batch, got ", batch.defined() ? DTypeName(batch.dtype()) : "undefined",
+        " ", ShapeToString(batch.shape())));
   }
+  const int64_t B = batch.dim(0);
+  const int64_t num_mb = (B + m - 1) / m;
+  const size_t image_bytes = batch.bytes() / static_cast<size_t>(B);
+  Shape out_shape = output_mb_shape_;
+  out_shape[0] = B;
+  Tensor output(DType::kFloat32, out_shape);
+  const size_t out_image_bytes = output.bytes() / static_cast<size_t>(B);
 
-  if (stats != nullptr) {
-    *stats = PipelineStats();
-    stats->seconds = wall_us * 1e-6;
-    stats->images_per_second = stats->seconds > 0 ? batch.dim(0) / stats->seconds : 0.0;
-    std::vector<double> lat;
-    for (int64_t id = 0; id < num_mb; ++id) {
-      lat.push_back(std::chrono::duration<double, std::milli>(leave[id] - enter[id]).count());
+  YP_ASSIGN_OR_RETURN(std::unique_ptr<PipelineStream> stream, OpenStream(trace));
+  std::thread feeder([&] {
+    for (int64_t j = 0; j < num_mb; ++j) {
+      const int64_t n = std::min<int64_t>(m, B - j * m);
+      Shape shape = mb_shape_;
+      shape[0] = n;
+      Tensor slice(batch.buffer(), batch.offset() + static_cast<size_t>(j * m) * image_bytes,
+                   DType::kFloat32, shape);
+      if (!stream->Push(slice).ok()) break;  // the failure reaches Pop
     }
-    stats->latency_p50_ms = Percentile(lat, 0.5);
-    stats->latency_p99_ms = Percentile(lat, 0.99);
-    double sum = 0;
-    for (double b : busy_us) {
-      const double f = wall_us > 0 ? b / wall_us : 0.0;
-      stats->stage_busy_fraction.push_back(f);
-      sum += f;
+    stream->CloseInput();
+  });
+  absl::Status status;
+  for (int64_t j = 0; j < num_mb; ++j) {
+    absl::StatusOr<Tensor> out = stream->Pop();
+    if (!out.ok()) {
+      status = out.status();
+      break;
     }
-    stats->bubble_fraction = 1.0 - sum / static_cast<double>(busy_us.size());
-    int64_t moved = 0;
-    for (auto& f : fabrics) {
-      for (int s = 0; s < K; ++s) moved += f->endpoint(s)->bytes_received();
-      moved -= f->endpoint(host)->bytes_sent();  // model inputs from the host are not "moved"
+    const int64_t n = std::min<int64_t>(m, B - j * m);
+    if (out->dim(0) != n || out->bytes() != static_cast<size_t>(n) * out_image_bytes) {
+      status = absl::InternalError(absl::StrCat("micro-batch ", j, "'s output is ",
+                                                out->DebugString(), ", expected ", n,
+                                                " images of ", out_image_bytes, " bytes"));
+      stream->Cancel(status);
+      break;
     }
-    stats->bytes_moved = moved;
-    stats->num_microbatches = static_cast<int>(num_mb);
+    std::memcpy(static_cast<char*>(output.raw_data()) + static_cast<size_t>(j * m) * out_image_bytes,
+                out->raw_data(), out->bytes());
   }
+  if (!status.ok()) stream->Cancel(status);
+  feeder.join();
+  absl::Status finished = stream->Finish(stats);
+  if (!status.ok()) return status;
+  YP_RETURN_IF_ERROR(finished);
   return output;
 }
+
 
 }  // namespace yolopipe

@@ -8,51 +8,59 @@
 //   pipeline = R 1, K;               hybrid = R, K (replica r, stage s on device r*K + s).
 // Each stage is an Executor (kCpu, the device's thread count) on its StageGraph from PartitionGraph
 // (graph/partition.h) of the model prepared for one micro-batch (K = 1: the whole prepared graph, as
-// Session runs it). Each replica has its own LocalFabric of K + 1 endpoints: ranks 0..K-1 are the
-// stages, rank K is the host. A host feeder thread sends each micro-batch's model input straight to
-// every stage that reads it; a host collector thread receives the model outputs from the stages that
-// produce them; every tensor crossing a cut for one micro-batch moves as one TensorGroup per
-// (stage, peer) straight to the consuming stage. Micro-batch j goes to replica j % R; its id on the
-// fabric is the global j (increasing per pair, as the Communicator requires).
+// Session runs it). Each replica has its own LocalFabric (rendezvous mode: one real copy, straight
+// into the receiver's buffer) of K + 1 endpoints: ranks 0..K-1 are the stages, rank K is the host.
 //
-// Buffering: the fabric's channels hold `buffers` messages each (default 2), so a sender hands over
-// micro-batch i+1 while the receiver still computes i (double buffering). Receives and sends run on
-// the stage's worker thread between computes (no separate transfer thread yet).
+// Streams: all work flows through a PipelineStream (OpenStream). Push sends each micro-batch's
+// model input straight to every stage of replica (id % R) that reads it; a collector thread per
+// replica receives the model outputs; Pop returns them in push order. Every tensor crossing a cut
+// for one micro-batch moves as one TensorGroup per (stage, peer) straight to the consuming stage.
+// Run (a finite batch, fill-and-drain) is a stream that is pushed, popped and finished at once.
 //
-// Schedule: a finite batch runs fill-and-drain. The batch must be a whole number of micro-batches
-// (batch % microbatch == 0; InvalidArgument otherwise): every executor is prepared for exactly one
-// micro-batch shape, which also keeps the kernels' algorithm choice equal across micro-batches.
+// Stage threads: each stage has three, all pinned to its device's cores where the OS allows:
+//   receiver: takes a free receive buffer set (`buffers` sets; 2 = double buffering) and receives
+//             micro-batch i+1's groups into it while the compute thread works on i;
+//   compute:  runs the executor, returns the buffer set, hands the outputs to the sender;
+//   sender:   sends each output group to its consumer, so compute starts i+1 while i is sent.
+// End of stream: CloseInput sends an end-of-stream marker that every stage forwards after its last
+// micro-batch; threads exit when it has passed.
 //
-// Pipeline mode without a plan: a plan is made on the spot — the model is profiled once
-// (runtime/profiler ProfileModel, micro-batch size only, repeats 1, warmup 0, on device 0) and
-// split with PlanPipeline into K = stages stages. With a plan: it must match the model's
-// fingerprint (CheckPlanMatchesModel) and be valid (ValidatePlan); the stage node lists are those of
-// replica 0 (plan.stages(0..K-1).nodes). Hybrid uses the same rules for its split.
+// Partial micro-batches: Push takes 1..microbatch images; a short one is zero-padded to the
+// micro-batch shape (every executor is prepared for exactly one shape, which also keeps the
+// kernels' algorithm choice equal across micro-batches) and Pop returns only its images' rows.
+// Images are computed independently, so the padding never changes a real image's output.
 //
-// Outputs: every mode returns the same bytes as `single` for the same input (same kernels, same
-// micro-batch shape, each image computed independently): checked bitwise by pipeline_test.
+// Pipeline mode without a plan: a plan is made on the spot (MakeQuickPlan). With a plan: it must
+// match the model's fingerprint (CheckPlanMatchesModel) and be valid (ValidatePlan); the stage node
+// lists are those of replica 0 (plan.stages(0..K-1).nodes). Hybrid uses the same rules.
 //
-// Failures: a stage's error (kernel failure, injected fault) aborts every replica's fabric, so
-// every blocked Send/Recv wakes; Run returns the first error, prefixed with
-// "replica r stage s micro-batch i: ". Every blocking call has `timeout`. Each micro-batch's output
-// is checked to arrive exactly once. Every Run builds fresh fabrics, so a Run after a failed Run
-// works normally.
+// Outputs: every mode returns the same bytes as `single` with the same micro-batch size for the
+// same input (same kernels, same micro-batch shape, each image computed independently): checked
+// bitwise by pipeline_test.
 //
-// Thread-safety: Run calls are serialised (a mutex); one Run uses R*(K+2) threads that it joins
-// before returning. Stage worker threads are pinned to their device's cores
-// [first_core, first_core + num_threads) where the OS allows (failures are ignored).
+// Failures: a stage's error (kernel failure, injected fault) aborts the stream: every blocked
+// Send/Recv, Push and Pop wakes, and Pop/Finish/Run return the first error prefixed with
+// "replica r stage s micro-batch i: ". A watchdog fails the stream when micro-batches are inside
+// the pipeline, no stage is computing and nothing has moved for `timeout` (a scheduling or
+// transport stall), naming how far each stage got. Idle waits (nobody pushing) never time out.
+// Each micro-batch's output is collected exactly once (checked). Every stream builds fresh
+// fabrics, so a stream after a failed one works normally.
+//
+// Thread-safety: Pipeline::Run calls are serialised; one stream may be open at a time (executors
+// are shared). A stream uses R*(3K+1)+1 threads, joined by Finish or the destructor.
 #ifndef YOLOPIPE_RUNTIME_PIPELINE_PIPELINE_H_
 #define YOLOPIPE_RUNTIME_PIPELINE_PIPELINE_H_
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "base/tensor.h"
 #include "graph/partition.h"
@@ -71,11 +79,13 @@ absl::StatusOr<Mode> ParseMode(const std::string& text);
 const char* ModeName(Mode mode);
 
 // The plan Pipeline makes on the spot when it is given none: one quick profile of `model` at
-// `microbatch` images on `device` (repeats 1, warmup 0), split by PlanPipeline into `stages`
-// stages x `replicas` replicas for a batch of `batch` images, with micro-batch `microbatch`.
+// `microbatch` images on devices[0] while the other devices run the model as background load
+// (ProfilerOptions::load_devices: the contention of stages side by side), warmup 1, repeats 2;
+// split by PlanPipeline into `stages` stages x `replicas` replicas for a batch of `batch` images,
+// with micro-batch `microbatch`.
 absl::StatusOr<proto::Plan> MakeQuickPlan(const Model& model, int64_t imgsz,
-                                          const DeviceSpec& device, int microbatch, int stages,
-                                          int replicas, int batch);
+                                          const std::vector<DeviceSpec>& devices, int microbatch,
+                                          int stages, int replicas, int batch);
 
 struct PipelineOptions {
   Mode mode = Mode::kSingle;
@@ -90,19 +100,23 @@ struct PipelineOptions {
   // pipeline/hybrid: the split to use (not owned; only read during Create). nullptr: plan on the
   // spot (see the file comment).
   const proto::Plan* plan = nullptr;
-  int buffers = 2;  // messages per fabric channel (>= 1): double buffering by default
-  absl::Duration timeout = absl::Seconds(60);  // every Send/Recv
-  bool record_trace = false;  // reserved; a trace is recorded whenever Run gets a TraceWriter
+  int buffers = 2;  // receive buffer sets per stage (>= 1): double buffering by default
+  // Stall watchdog (see the file comment): > 0.
+  absl::Duration timeout = absl::Seconds(60);
+  // Streams: micro-batches pushed but not yet popped before Push blocks. 0 = enough to keep every
+  // stage busy: R * (K * (buffers + 2) + 1).
+  int max_in_flight = 0;
   // Test hook: called by a stage before computing each micro-batch (global id); a non-OK status is
   // that stage's failure. Called from the stage worker threads concurrently.
   std::function<absl::Status(int replica, int stage, int64_t microbatch)> fault_injector;
 };
 
 struct PipelineStats {
-  double seconds = 0;  // wall time of Run
+  double seconds = 0;  // wall time: Run's, or a stream's from opening to its last output
   double images_per_second = 0;
-  // Per micro-batch, from entering its first stage (after its input arrived) to leaving its last
-  // stage (outputs sent), milliseconds.
+  int64_t images = 0;  // real images (padding excluded)
+  // Per micro-batch, from Push handing it over to its outputs being collected, milliseconds
+  // (streams keep the last 65,536).
   double latency_p50_ms = 0;
   double latency_p99_ms = 0;
   // Per stage, replica-major (index r*K + s): compute time / wall time.
@@ -112,6 +126,51 @@ struct PipelineStats {
   // for single and data).
   int64_t bytes_moved = 0;
   int num_microbatches = 0;
+  // Per stage, replica-major: the most bytes the stage held at once, measured from its actual
+  // allocations: weights + activation arena + kernel workspace + receive buffer sets + outputs
+  // not yet sent + anything the transport buffered for it. (Threads and the host's copies of
+  // inputs/outputs are not included.)
+  std::vector<int64_t> stage_peak_bytes;
+};
+
+class Pipeline;
+struct StreamState;
+
+// An open stream of micro-batches through a Pipeline (see the file comment). Obtained from
+// Pipeline::OpenStream; the Pipeline must outlive it.
+// Thread-safety: Push, Pop, CloseInput, Cancel and Finish may be called from any threads; Pushes
+// are serialised among themselves and so are Pops (ids follow the order Push calls return).
+class PipelineStream {
+ public:
+  ~PipelineStream();  // Cancel("stream destroyed before Finish") unless finished, then joins
+  PipelineStream(const PipelineStream&) = delete;
+  PipelineStream& operator=(const PipelineStream&) = delete;
+
+  // Hands over one micro-batch: plain float32 (n, C, H, W) with 1 <= n <= microbatch and C, H, W
+  // the model's. The images are copied before Push returns. Blocks while capacity() micro-batches
+  // are pushed but not popped, or while the first stage has no free receive buffer.
+  // Errors: InvalidArgument for a bad tensor; FailedPrecondition after CloseInput; the stream's
+  // failure once it failed or was cancelled.
+  absl::Status Push(const Tensor& images);
+  // The next output in push order: the model's first output for the pushed images (n, ...).
+  // Blocks until it is ready. OutOfRange("end of stream") once the input is closed and everything
+  // was popped; the stream's failure if it failed first.
+  absl::StatusOr<Tensor> Pop();
+  // No more Pushes; the pipeline drains. Idempotent.
+  void CloseInput();
+  // Fails the stream with `reason` (Cancelled if OK): blocked and later calls return it.
+  void Cancel(const absl::Status& reason);
+  // CloseInput, waits for every thread, and returns the stream's first error (OK if none).
+  // Outputs not yet popped stay available to Pop. `stats` (optional) describes the whole stream.
+  absl::Status Finish(PipelineStats* stats = nullptr);
+
+  int capacity() const;  // see Push
+  int microbatch() const;
+
+ private:
+  friend class Pipeline;
+  explicit PipelineStream(std::unique_ptr<StreamState> state);
+  std::unique_ptr<StreamState> state_;
 };
 
 class Pipeline {
@@ -123,12 +182,16 @@ class Pipeline {
                                                           const PipelineOptions& options);
   ~Pipeline();
 
-  // Runs one batch (B, 3, H, W) float32, B a multiple of the micro-batch size, split into
-  // micro-batches; returns the model's first output (B, 4+nc, A) in input order. `stats` and
-  // `trace` (one device track per stage with compute/send/recv spans named "mb i", microseconds
-  // from the start of this Run) are optional.
+  // Runs one batch (B, 3, H, W) float32, split into micro-batches (the last one may be partial);
+  // returns the model's first output (B, 4+nc, A) in input order. `stats` and `trace` (one device
+  // track per stage with compute/send/recv spans named "mb i", microseconds from the start of
+  // this Run) are optional. FailedPrecondition while a stream is open.
   absl::StatusOr<Tensor> Run(const Tensor& batch, PipelineStats* stats = nullptr,
                              TraceWriter* trace = nullptr);
+
+  // Opens a stream (see PipelineStream); `trace` (optional, not owned, must outlive the stream)
+  // gets the same spans as Run's. FailedPrecondition while another stream is open.
+  absl::StatusOr<std::unique_ptr<PipelineStream>> OpenStream(TraceWriter* trace = nullptr);
 
   Mode mode() const { return options_.mode; }
   int num_stages() const { return num_stages_; }
@@ -157,7 +220,10 @@ class Pipeline {
   Shape output_mb_shape_;  // the first output's shape for one micro-batch
   std::vector<std::vector<std::string>> stage_nodes_;
   std::vector<std::vector<Stage>> replicas_;  // [replica][stage]
-  absl::Mutex run_mu_;
+  std::mutex run_mu_;
+  std::atomic<bool> stream_open_{false};
+  friend struct StreamState;
+  friend class PipelineStream;
 };
 
 }  // namespace yolopipe

@@ -1,12 +1,16 @@
 #include "runtime/pipeline/pipeline.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/time/clock.h"
+#include "graph/ir.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "runtime/device.h"
@@ -245,16 +249,51 @@ TEST_F(ModesTest, FaultAtFirstStageInHybridNamesReplica) {
   EXPECT_THAT(out.status().message(), HasSubstr("replica 1 stage 0 micro-batch 5: boom"));
 }
 
-TEST_F(ModesTest, RejectsPartialMicroBatchAndBadShape) {
-  auto p = Pipeline::Create(Yolov8n(), kImgsz, Options(Mode::kPipeline, 2, 3));
-  ASSERT_TRUE(p.ok()) << p.status();
-  auto out = (*p)->Run(*batch_);
-  EXPECT_EQ(out.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(out.status().message(), HasSubstr("not a multiple of the micro-batch"));
-  Tensor wrong(DType::kFloat32, {3, 3, 32, 32});
-  EXPECT_EQ((*p)->Run(wrong).status().code(), absl::StatusCode::kInvalidArgument);
+// B = 8 with micro-batches of 3: the last micro-batch holds 2 images. The reference runs the
+// Session on 3-image batches, zero-padding the last one itself, and keeps the real rows.
+TEST_F(ModesTest, PartialLastMicroBatchIsPaddedAndTrimmed) {
+  SessionOptions so;
+  so.device.num_threads = 1;
+  auto session = Session::Create(Yolov8n(), {3, 3, kImgsz, kImgsz}, so);
+  ASSERT_TRUE(session.ok()) << session.status();
+  const size_t in_image = 3 * kImgsz * kImgsz * sizeof(float);
+  std::vector<Tensor> parts;
+  for (int64_t first = 0; first < kBatch; first += 3) {
+    Tensor in(DType::kFloat32, {3, 3, kImgsz, kImgsz});
+    std::memset(in.raw_data(), 0, in.bytes());
+    const int64_t n = std::min<int64_t>(3, kBatch - first);
+    std::memcpy(in.raw_data(), static_cast<const char*>(batch_->raw_data()) + first * in_image,
+                n * in_image);
+    auto out = (*session)->Run(in);
+    ASSERT_TRUE(out.ok()) << out.status();
+    parts.push_back(*out);
+  }
+  const size_t out_image = parts[0].bytes() / 3;
+  for (Mode mode : {Mode::kSingle, Mode::kPipeline, Mode::kData}) {
+    SCOPED_TRACE(ModeName(mode));
+    PipelineStats stats;
+    auto out = RunMode(Options(mode, mode == Mode::kSingle ? 1 : 2, 3), *batch_, &stats);
+    ASSERT_TRUE(out.ok()) << out.status();
+    ASSERT_EQ(out->dim(0), kBatch);
+    for (int64_t i = 0; i < kBatch; ++i) {
+      EXPECT_EQ(std::memcmp(static_cast<const char*>(out->raw_data()) + i * out_image,
+                            static_cast<const char*>(parts[i / 3].raw_data()) + (i % 3) * out_image,
+                            out_image),
+                0)
+          << "image " << i;
+    }
+    EXPECT_EQ(stats.images, kBatch);
+    EXPECT_EQ(stats.num_microbatches, 3);
+  }
 }
 
+TEST_F(ModesTest, RejectsBadShape) {
+  auto p = Pipeline::Create(Yolov8n(), kImgsz, Options(Mode::kPipeline, 2, 3));
+  ASSERT_TRUE(p.ok()) << p.status();
+  Tensor wrong(DType::kFloat32, {3, 3, 32, 32});
+  EXPECT_EQ((*p)->Run(wrong).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ((*p)->Run(Tensor()).status().code(), absl::StatusCode::kInvalidArgument);
+}
 
 TEST_F(ModesTest, ThreadCountDoesNotChangeTheBytes) {
   // single on a 2-thread device vs the 1-thread devices the pipeline tests use.
@@ -300,6 +339,239 @@ TEST_F(ModesTest, PipelineFollowsAGivenPlan) {
   o.stages = 2;  // disagrees with the plan's 3
   EXPECT_THAT(Pipeline::Create(Yolov8n(), kImgsz, o).status().message(),
               HasSubstr("differs from the plan's 3"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streams
+
+Tensor Image(const Tensor& batch, int64_t i, int64_t n = 1) {
+  const size_t image_bytes = batch.bytes() / batch.dim(0);
+  Tensor t(DType::kFloat32, {n, 3, kImgsz, kImgsz});
+  std::memcpy(t.raw_data(), static_cast<const char*>(batch.raw_data()) + i * image_bytes,
+              n * image_bytes);
+  return t;
+}
+
+bool RowsEqual(const Tensor& out, const Tensor& reference, int64_t first) {
+  const size_t row = reference.bytes() / reference.dim(0);
+  return out.bytes() % row == 0 &&
+         std::memcmp(out.raw_data(), static_cast<const char*>(reference.raw_data()) + first * row,
+                     out.bytes()) == 0;
+}
+
+// Pushes from one thread, pops from another: outputs come back in push order, bitwise equal to
+// the Session on the same micro-batches; after CloseInput, Pop reports the end.
+TEST_F(ModesTest, StreamDeliversEveryOutputOnceInOrder) {
+  for (Mode mode : {Mode::kPipeline, Mode::kHybrid}) {
+    SCOPED_TRACE(ModeName(mode));
+    PipelineOptions o = Options(mode, mode == Mode::kHybrid ? 4 : 2, 2);
+    if (mode == Mode::kHybrid) o.replicas = 2;
+    auto p = Pipeline::Create(Yolov8n(), kImgsz, o);
+    ASSERT_TRUE(p.ok()) << p.status();
+    auto stream = (*p)->OpenStream();
+    ASSERT_TRUE(stream.ok()) << stream.status();
+    PipelineStream* st = stream->get();
+    constexpr int kRounds = 3;  // the same 4 micro-batches three times: 12 in all
+    std::thread pusher([&] {
+      for (int round = 0; round < kRounds; ++round) {
+        for (int64_t j = 0; j < kBatch / 2; ++j) ASSERT_TRUE(st->Push(Image(*batch_, 2 * j, 2)).ok());
+      }
+      st->CloseInput();
+    });
+    for (int k = 0; k < kRounds * kBatch / 2; ++k) {
+      auto out = st->Pop();
+      ASSERT_TRUE(out.ok()) << out.status();
+      EXPECT_EQ(out->dim(0), 2);
+      EXPECT_TRUE(RowsEqual(*out, *reference_, 2 * (k % (kBatch / 2)))) << "micro-batch " << k;
+    }
+    pusher.join();
+    EXPECT_EQ(st->Pop().status().code(), absl::StatusCode::kOutOfRange);
+    PipelineStats stats;
+    ASSERT_TRUE(st->Finish(&stats).ok());
+    EXPECT_EQ(stats.num_microbatches, kRounds * kBatch / 2);
+    EXPECT_EQ(stats.images, kRounds * kBatch);
+    EXPECT_GT(stats.bytes_moved, 0);
+    EXPECT_GT(stats.latency_p99_ms, 0);
+    EXPECT_GE(stats.latency_p99_ms, stats.latency_p50_ms);
+  }
+}
+
+// A partial micro-batch comes back with only its images' rows.
+TEST_F(ModesTest, StreamPartialMicroBatch) {
+  auto p = Pipeline::Create(Yolov8n(), kImgsz, Options(Mode::kPipeline, 2, 2));
+  ASSERT_TRUE(p.ok()) << p.status();
+  auto stream = (*p)->OpenStream();
+  ASSERT_TRUE(stream.ok());
+  ASSERT_TRUE((*stream)->Push(Image(*batch_, 4, 1)).ok());
+  auto out = (*stream)->Pop();
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->dim(0), 1);
+  EXPECT_TRUE(RowsEqual(*out, *reference_, 4));
+  EXPECT_TRUE((*stream)->Finish().ok());
+}
+
+// Waiting for input is not a stall: the watchdog only counts micro-batches inside the pipeline.
+TEST_F(ModesTest, StreamIdleLongerThanTheTimeoutIsFine) {
+  PipelineOptions o = Options(Mode::kPipeline, 2, 2);
+  o.timeout = absl::Milliseconds(150);
+  auto p = Pipeline::Create(Yolov8n(), kImgsz, o);
+  ASSERT_TRUE(p.ok()) << p.status();
+  auto stream = (*p)->OpenStream();
+  ASSERT_TRUE(stream.ok());
+  for (int64_t j = 0; j < 2; ++j) {
+    ASSERT_TRUE((*stream)->Push(Image(*batch_, 2 * j, 2)).ok());
+    auto out = (*stream)->Pop();
+    ASSERT_TRUE(out.ok()) << out.status();
+    EXPECT_TRUE(RowsEqual(*out, *reference_, 2 * j));
+    absl::SleepFor(absl::Milliseconds(500));  // idle, nothing inside the pipeline
+  }
+  absl::Status finished = (*stream)->Finish();
+  EXPECT_TRUE(finished.ok()) << finished;
+}
+
+TEST_F(ModesTest, StreamMisuseIsRefused) {
+  auto p = Pipeline::Create(Yolov8n(), kImgsz, Options(Mode::kPipeline, 2, 2));
+  ASSERT_TRUE(p.ok()) << p.status();
+  auto stream = (*p)->OpenStream();
+  ASSERT_TRUE(stream.ok());
+  // One stream at a time, and Run needs the stages too.
+  EXPECT_EQ((*p)->OpenStream().status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ((*p)->Run(*batch_).status().code(), absl::StatusCode::kFailedPrecondition);
+  // Bad tensors: too many images, wrong size, wrong dtype.
+  EXPECT_EQ((*stream)->Push(Image(*batch_, 0, 3)).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ((*stream)->Push(Tensor(DType::kFloat32, {1, 3, 32, 32})).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ((*stream)->Push(Tensor(DType::kInt64, {1, 3, kImgsz, kImgsz})).code(),
+            absl::StatusCode::kInvalidArgument);
+  (*stream)->CloseInput();
+  EXPECT_EQ((*stream)->Push(Image(*batch_, 0, 2)).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ((*stream)->Pop().status().code(), absl::StatusCode::kOutOfRange);
+  EXPECT_TRUE((*stream)->Finish().ok());
+  stream->reset();
+  // Closed: the pipeline takes a new stream or a Run.
+  auto out = (*p)->Run(*batch_);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_TRUE(SameBytes(*out, *reference_));
+}
+
+// Push blocks once `max_in_flight` micro-batches wait to be popped, and resumes after a Pop.
+TEST_F(ModesTest, StreamCapacityBoundsWhatIsInFlight) {
+  PipelineOptions o = Options(Mode::kPipeline, 2, 2);
+  o.max_in_flight = 2;
+  auto p = Pipeline::Create(Yolov8n(), kImgsz, o);
+  ASSERT_TRUE(p.ok()) << p.status();
+  auto stream = (*p)->OpenStream();
+  ASSERT_TRUE(stream.ok());
+  EXPECT_EQ((*stream)->capacity(), 2);
+  ASSERT_TRUE((*stream)->Push(Image(*batch_, 0, 2)).ok());
+  ASSERT_TRUE((*stream)->Push(Image(*batch_, 2, 2)).ok());
+  std::atomic<bool> third_pushed{false};
+  std::thread pusher([&] {
+    EXPECT_TRUE((*stream)->Push(Image(*batch_, 4, 2)).ok());
+    third_pushed = true;
+  });
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_FALSE(third_pushed.load());  // blocked: two are in flight and nobody popped
+  for (int64_t j = 0; j < 3; ++j) {
+    auto out = (*stream)->Pop();
+    ASSERT_TRUE(out.ok()) << out.status();
+    EXPECT_TRUE(RowsEqual(*out, *reference_, 2 * j));
+  }
+  pusher.join();
+  EXPECT_TRUE(third_pushed.load());
+  EXPECT_TRUE((*stream)->Finish().ok());
+}
+
+// A stage failure mid-stream: outputs before it arrive intact and in order, then Pop returns the
+// failure naming stage and micro-batch; nothing is delivered twice and nothing hangs.
+TEST_F(ModesTest, StreamFailureEndsPopsWithTheStagesError) {
+  PipelineOptions o = Options(Mode::kPipeline, 2, 2);
+  o.fault_injector = [](int replica, int stage, int64_t mb) -> absl::Status {
+    if (stage == 1 && mb == 2) return absl::DataLossError("corrupt activation");
+    return absl::OkStatus();
+  };
+  auto p = Pipeline::Create(Yolov8n(), kImgsz, o);
+  ASSERT_TRUE(p.ok()) << p.status();
+  auto stream = (*p)->OpenStream();
+  ASSERT_TRUE(stream.ok());
+  std::thread pusher([&] {
+    for (int64_t j = 0; j < 4; ++j) {
+      if (!(*stream)->Push(Image(*batch_, 2 * j, 2)).ok()) break;
+    }
+    (*stream)->CloseInput();
+  });
+  int good = 0;
+  absl::Status end;
+  while (true) {
+    auto out = (*stream)->Pop();
+    if (!out.ok()) {
+      end = out.status();
+      break;
+    }
+    EXPECT_TRUE(RowsEqual(*out, *reference_, 2 * good));
+    ++good;
+  }
+  pusher.join();
+  EXPECT_LE(good, 2);  // micro-batches 0 and 1 at most
+  EXPECT_EQ(end.code(), absl::StatusCode::kDataLoss) << end;
+  EXPECT_THAT(end.message(), HasSubstr("stage 1 micro-batch 2: corrupt activation"));
+  EXPECT_EQ((*stream)->Finish().code(), absl::StatusCode::kDataLoss);
+}
+
+TEST_F(ModesTest, StreamCancelWakesABlockedPopAndDestroyWithoutFinishJoins) {
+  auto p = Pipeline::Create(Yolov8n(), kImgsz, Options(Mode::kPipeline, 2, 2));
+  ASSERT_TRUE(p.ok()) << p.status();
+  {
+    auto stream = (*p)->OpenStream();
+    ASSERT_TRUE(stream.ok());
+    absl::Status popped;
+    std::thread popper([&] { popped = (*stream)->Pop().status(); });
+    absl::SleepFor(absl::Milliseconds(50));
+    (*stream)->Cancel(absl::CancelledError("service shutting down"));
+    popper.join();
+    EXPECT_EQ(popped.code(), absl::StatusCode::kCancelled);
+    EXPECT_THAT(popped.message(), HasSubstr("service shutting down"));
+    EXPECT_EQ((*stream)->Push(Image(*batch_, 0, 2)).code(), absl::StatusCode::kCancelled);
+  }
+  {
+    auto stream = (*p)->OpenStream();  // the cancelled stream's destructor released the stages
+    ASSERT_TRUE(stream.ok()) << stream.status();
+    ASSERT_TRUE((*stream)->Push(Image(*batch_, 0, 2)).ok());
+    // Destroyed with a micro-batch inside and no Finish: cancels and joins.
+  }
+  auto out = (*p)->Run(*batch_);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_TRUE(SameBytes(*out, *reference_));
+}
+
+// A stage that stops making progress (here: a fault hook that sleeps past the timeout before
+// computing) trips the watchdog, whose message says how far each stage got.
+TEST_F(ModesTest, WatchdogFailsAStalledStream) {
+  PipelineOptions o = Options(Mode::kPipeline, 2, 2);
+  o.timeout = absl::Milliseconds(200);
+  o.fault_injector = [](int replica, int stage, int64_t mb) -> absl::Status {
+    if (stage == 1 && mb == 1) absl::SleepFor(absl::Seconds(2));
+    return absl::OkStatus();
+  };
+  auto p = Pipeline::Create(Yolov8n(), kImgsz, o);
+  ASSERT_TRUE(p.ok()) << p.status();
+  auto out = (*p)->Run(*batch_);
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.status().code(), absl::StatusCode::kDeadlineExceeded) << out.status();
+  EXPECT_THAT(out.status().message(), HasSubstr("no progress for 200ms"));
+  EXPECT_THAT(std::string(out.status().message()), HasSubstr("stage 1 received 2 computed 0 sent 0"));
+}
+
+// Measured memory: each stage holds at least its weights, and the stages together at least the
+// model's parameters (fp32), computed from the graph independently of the executor.
+TEST_F(ModesTest, StagePeakBytesCoverTheWeights) {
+  PipelineStats stats;
+  auto out = RunMode(Options(Mode::kPipeline, 2, 2), *batch_, &stats);
+  ASSERT_TRUE(out.ok()) << out.status();
+  ASSERT_EQ(stats.stage_peak_bytes.size(), 2u);
+  const int64_t params = Yolov8n().graph.ParameterCount();
+  EXPECT_GE(stats.stage_peak_bytes[0] + stats.stage_peak_bytes[1], params * 4);
+  for (int64_t b : stats.stage_peak_bytes) EXPECT_GT(b, 0);
 }
 
 TEST(PipelineCreateTest, RejectsBadOptions) {

@@ -1,11 +1,16 @@
 #include "runtime/profiler/profiler.h"
 
+#include <pthread.h>
+#include <sched.h>
+
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <fstream>
 #include <map>
 #include <memory>
 #include <set>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -176,6 +181,12 @@ absl::Status ValidateProfilerOptions(const ProfilerOptions& options) {
                                                    " must have >= 1 threads, got ",
                                                    options.device.num_threads));
   }
+  for (const DeviceSpec& d : options.load_devices) {
+    if (d.kind != DeviceKind::kCpu || d.num_threads < 1) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "load devices must be CPU devices with >= 1 threads, got ", d.ToString()));
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -290,6 +301,22 @@ absl::StatusOr<proto::Profile> ProfileModel(const Model& model, int64_t imgsz,
   profile.set_repeats(options.repeats);
   profile.set_warmup(options.warmup);
   profile.set_created_by("yolopipe profile");
+  for (const DeviceSpec& d : options.load_devices) {
+    profile.add_load_devices(absl::StrCat("cpu:", d.index));
+  }
+  // Under load the profiling thread is pinned like a pipeline stage; its affinity is restored.
+  cpu_set_t saved_affinity;
+  const bool pinned = !options.load_devices.empty() &&
+                      pthread_getaffinity_np(pthread_self(), sizeof(saved_affinity),
+                                             &saved_affinity) == 0;
+  if (pinned) PinCurrentThread(options.device);
+  struct RestoreAffinity {
+    bool active;
+    cpu_set_t set;
+    ~RestoreAffinity() {
+      if (active) (void)pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+    }
+  } restore{pinned, saved_affinity};
 
   for (int si = 0; si < num_sizes; ++si) {
     const int m = sizes[si];
@@ -316,6 +343,35 @@ absl::StatusOr<proto::Profile> ProfileModel(const Model& model, int64_t imgsz,
       if (absl::Status s = FillStructure(g, m, profile); !s.ok()) return fail(s);
     } else if (absl::Status s = CheckSameNodes(g, profile, m); !s.ok()) {
       return fail(s);
+    }
+
+    // Background load: the same model, same shape, on every load device until this size is done.
+    std::vector<std::unique_ptr<Session>> load_sessions;
+    for (const DeviceSpec& d : options.load_devices) {
+      SessionOptions lo;
+      lo.device = d;
+      absl::StatusOr<std::unique_ptr<Session>> ls = Session::Create(model, *shape, lo);
+      if (!ls.ok()) return fail(ls.status());
+      load_sessions.push_back(std::move(*ls));
+    }
+    std::atomic<bool> stop_load{false};
+    std::vector<std::thread> load_threads;
+    struct JoinLoad {
+      std::atomic<bool>& stop;
+      std::vector<std::thread>& threads;
+      ~JoinLoad() {
+        stop = true;
+        for (std::thread& t : threads) t.join();
+      }
+    } join_load{stop_load, load_threads};
+    const Tensor load_input = SyntheticInput(*shape, 2);
+    for (size_t i = 0; i < load_sessions.size(); ++i) {
+      load_threads.emplace_back([&, i] {
+        PinCurrentThread(options.load_devices[i]);
+        while (!stop_load.load()) {
+          if (!load_sessions[i]->Run(load_input).ok()) return;  // load only; errors are moot
+        }
+      });
     }
 
     const size_t num_nodes = g.nodes().size();

@@ -42,6 +42,12 @@ struct ProfilerOptions {
   int repeats = 5;    // timed runs per size (>= 1); min and median kept
   int warmup = 1;     // untimed runs per size first (>= 0)
   DeviceSpec device;  // a CPU device; its num_threads is the kernels' thread count
+  // Devices kept busy while profiling: each runs the same model at the same micro-batch size in
+  // a loop on its own thread pinned to its cores, and the profiling thread is pinned to
+  // `device`'s cores. The timings then include the contention (memory bandwidth, shared caches,
+  // SMT siblings) that stages side by side in a pipeline have, which profiling alone misses.
+  // Empty: profile alone, unpinned.
+  std::vector<DeviceSpec> load_devices;
   // Optional. Called from the profiling thread with one line before each micro-batch size is
   // prepared ("preparing micro-batch 4 (2/3)") and after each run
   // ("profiling micro-batch 4 (2/3): run 3/5, 12.3 ms"; a warm-up run says "warm-up 1/1").

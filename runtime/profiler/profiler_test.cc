@@ -1,5 +1,8 @@
 #include "runtime/profiler/profiler.h"
 
+#include <pthread.h>
+#include <sched.h>
+
 #include <algorithm>
 #include <map>
 #include <set>
@@ -390,6 +393,56 @@ TEST(ProfilerOptionsTest, CudaDeviceIsRefusedClearly) {
     EXPECT_EQ(status.code(), absl::StatusCode::kUnimplemented);
     EXPECT_THAT(std::string(status.message()), HasSubstr("cuda:0"));
   }
+}
+
+TEST(ProfilerOptionsTest, LoadDevicesMustBeCpuDevices) {
+  ProfilerOptions options;
+  DeviceSpec gpu;
+  gpu.kind = DeviceKind::kCuda;
+  options.load_devices = {gpu};
+  const absl::Status status = ValidateProfilerOptions(options);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(status.message()), HasSubstr("load devices must be CPU devices"));
+  options.load_devices[0] = DeviceSpec();
+  options.load_devices[0].num_threads = 0;
+  EXPECT_EQ(ValidateProfilerOptions(options).code(), absl::StatusCode::kInvalidArgument);
+}
+
+// Under load: the profile names the load devices, has the same structure as one taken alone, and
+// the caller thread's CPU affinity is what it was before.
+TEST(ProfilerTest, UnderLoadRecordsTheLoadDevicesAndRestoresAffinity) {
+  auto model = LoadModel("yolov8n", BuiltinModelOptions{80, 0, kImgsz});
+  ASSERT_TRUE(model.ok()) << model.status();
+  auto devices = ParseDevices("cpu:3", 1);
+  ASSERT_TRUE(devices.ok());
+  cpu_set_t before;
+  ASSERT_EQ(pthread_getaffinity_np(pthread_self(), sizeof(before), &before), 0);
+  ProfilerOptions options;
+  options.microbatch_sizes = {1};
+  options.repeats = 1;
+  options.warmup = 0;
+  options.device = (*devices)[0];
+  options.load_devices = {(*devices)[1], (*devices)[2]};
+  auto loaded = ProfileModel(*model, kImgsz, options);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  ASSERT_EQ(loaded->load_devices_size(), 2);
+  EXPECT_EQ(loaded->load_devices(0), "cpu:1");
+  EXPECT_EQ(loaded->load_devices(1), "cpu:2");
+  options.load_devices.clear();
+  auto alone = ProfileModel(*model, kImgsz, options);
+  ASSERT_TRUE(alone.ok()) << alone.status();
+  EXPECT_EQ(alone->load_devices_size(), 0);
+  ASSERT_EQ(loaded->nodes_size(), alone->nodes_size());
+  for (int i = 0; i < alone->nodes_size(); ++i) {
+    EXPECT_EQ(loaded->nodes(i).name(), alone->nodes(i).name());
+    // Zero-copy views cost nothing either way; every other node was timed.
+    EXPECT_EQ(loaded->nodes(i).time_ms() == 0.0, alone->nodes(i).time_ms() == 0.0)
+        << loaded->nodes(i).name();
+  }
+  EXPECT_GT(loaded->total_ms(), 0.0);
+  cpu_set_t after;
+  ASSERT_EQ(pthread_getaffinity_np(pthread_self(), sizeof(after), &after), 0);
+  EXPECT_TRUE(CPU_EQUAL(&before, &after));
 }
 
 TEST(ProfilerTest, RejectsAModelWithTwoInputs) {

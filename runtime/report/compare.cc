@@ -55,9 +55,9 @@ absl::Status TimeMode(Pipeline& p, const Tensor& input, const CompareOptions& o,
 
 absl::StatusOr<CompareResult> RunComparison(const Model& model, const CompareOptions& o) {
   if (o.devices.empty()) return absl::InvalidArgumentError("compare needs at least one device");
-  if (o.batch < 1 || o.microbatch < 1 || o.batch % o.microbatch != 0) {
+  if (o.batch < 1 || o.microbatch < 1) {
     return absl::InvalidArgumentError(absl::StrFormat(
-        "batch (%d) must be a positive multiple of microbatch (%d)", o.batch, o.microbatch));
+        "batch (%d) and microbatch (%d) must be >= 1", o.batch, o.microbatch));
   }
   if (o.repeats < 1) return absl::InvalidArgumentError("repeats must be >= 1");
   const int K = static_cast<int>(o.devices.size());
@@ -97,8 +97,8 @@ absl::StatusOr<CompareResult> RunComparison(const Model& model, const CompareOpt
     mr.num_devices = c.mode == Mode::kSingle ? 1 : c.replicas * c.stages;
     proto::Plan plan;
     if (c.mode == Mode::kPipeline || c.mode == Mode::kHybrid) {
-      absl::StatusOr<proto::Plan> made = MakeQuickPlan(model, o.imgsz, o.devices[0], o.microbatch, c.stages,
-                                                          c.replicas, o.batch);
+      absl::StatusOr<proto::Plan> made =
+          MakeQuickPlan(model, o.imgsz, o.devices, o.microbatch, c.stages, c.replicas, o.batch);
       if (!made.ok()) {
         return absl::Status(made.status().code(), prefix + std::string(made.status().message()));
       }
@@ -166,12 +166,9 @@ std::string FormatCompareTable(const CompareResult& r) {
                                     "bubble", "bytes moved", "pred img/s", "meas/pred",
                                     "bitwise");
   for (const ModeResult& m : r.modes) {
-    std::string memory = "n/a";
-    if (!m.planned_memory_bytes.empty()) {
-      std::vector<std::string> parts;
-      for (uint64_t b : m.planned_memory_bytes) parts.push_back(Bytes(static_cast<double>(b)));
-      memory = absl::StrCat(absl::StrJoin(parts, "/"), " (plan)");
-    }
+    std::vector<std::string> parts;
+    for (int64_t b : m.stats.stage_peak_bytes) parts.push_back(Bytes(static_cast<double>(b)));
+    std::string memory = parts.empty() ? "n/a" : absl::StrJoin(parts, "/");
     std::string pred = "n/a", ratio = "n/a";
     if (m.predicted_throughput.has_value() && *m.predicted_throughput > 0) {
       pred = absl::StrFormat("%.2f", *m.predicted_throughput);
@@ -205,8 +202,18 @@ absl::Status WriteCompareReport(const CompareResult& r, const std::string& dir) 
   absl::StrAppend(&md, r.all_bitwise_equal
                            ? "Every mode's output is bitwise equal to `single`'s.\n\n"
                            : "**WARNING: some mode's output differs from `single`'s.**\n\n");
-  absl::StrAppend(&md, "Memory is the plan's predicted memory per stage (Pipeline measures none); "
-                       "predicted img/s is the plan's steady-state throughput.\n\n## Traces\n\n");
+  absl::StrAppend(&md, "Memory is the measured peak per device (weights, activation arena, "
+                       "workspace, receive buffers, outputs waiting to be sent); predicted img/s "
+                       "is the plan's steady-state throughput.\n\n");
+  for (const ModeResult& m : r.modes) {
+    if (m.planned_memory_bytes.empty()) continue;
+    std::vector<std::string> plan, measured;
+    for (uint64_t b : m.planned_memory_bytes) plan.push_back(Bytes(static_cast<double>(b)));
+    for (int64_t b : m.stats.stage_peak_bytes) measured.push_back(Bytes(static_cast<double>(b)));
+    absl::StrAppend(&md, "- ", ModeName(m.mode), ": the plan estimated ", absl::StrJoin(plan, "/"),
+                    " per stage; measured ", absl::StrJoin(measured, "/"), "\n");
+  }
+  absl::StrAppend(&md, "\n## Traces\n\n");
   for (const ModeResult& m : r.modes) {
     if (m.trace == nullptr) continue;
     const std::string name = ModeName(m.mode);

@@ -3,12 +3,13 @@
 // report folder (Chrome traces, SVG timelines, a throughput-vs-micro-batch-count plot, summary.md).
 //
 // Plans: pipeline (K = #devices stages) and hybrid (R = 2, K/2 stages; only when #devices >= 4 and
-// even) are planned here the way Pipeline plans on the spot (one quick profile at the micro-batch
-// size on device 0: repeats 1, warmup 0; PlanPipeline at that micro-batch) and the plan is passed
-// to Pipeline, so the predicted throughput printed is that of the split that actually ran.
+// even) are planned here the way Pipeline plans on the spot (MakeQuickPlan: one quick profile at
+// the micro-batch size on device 0 with the other devices as background load; PlanPipeline at
+// that micro-batch) and the plan is passed to Pipeline, so the predicted throughput printed is
+// that of the split that actually ran.
 //
-// Memory: Pipeline exposes no measured memory, so the table shows the plan's predicted memory per
-// stage (StagePlan.memory_bytes) for pipeline/hybrid and "n/a" for single/data.
+// Memory: the table shows each device's measured peak (PipelineStats::stage_peak_bytes); the
+// summary also lists the plan's estimate (StagePlan.memory_bytes) for pipeline/hybrid.
 //
 // Blocking; not thread-safe (it times runs on the machine's cores).
 #ifndef YOLOPIPE_RUNTIME_REPORT_COMPARE_H_
@@ -34,7 +35,7 @@ namespace yolopipe {
 struct CompareOptions {
   std::vector<DeviceSpec> devices;  // K CPU devices
   int64_t imgsz = 0;                // InputShapeFor's rule
-  int batch = 1;                    // images; a multiple of microbatch
+  int batch = 1;                    // images (the last micro-batch may be partial)
   int microbatch = 1;
   int repeats = 1;                  // timed runs per mode (median img/s), after one warm-up
   uint64_t input_seed = 1;
@@ -70,8 +71,7 @@ struct CompareResult {
   bool all_bitwise_equal = true;
 };
 
-// Errors: InvalidArgument for bad options (no devices, batch/microbatch < 1, batch not a multiple
-// of microbatch, repeats < 1); otherwise what profiling, planning or Pipeline give, prefixed with
+// Errors: InvalidArgument for bad options (no devices, batch/microbatch < 1, repeats < 1); otherwise what profiling, planning or Pipeline give, prefixed with
 // the mode.
 absl::StatusOr<CompareResult> RunComparison(const Model& model, const CompareOptions& options);
 

@@ -140,7 +140,7 @@ std::string JsonQuote(const std::string& text) {
 void TraceWriter::Add(TraceEvent event) {
   event.ts_us = SanitizeTime(event.ts_us);
   event.dur_us = SanitizeTime(event.dur_us);
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   events_.push_back(std::move(event));
 }
 
@@ -158,12 +158,12 @@ void TraceWriter::Add(std::string name, std::string category, int pid, TraceLane
 }
 
 void TraceWriter::SetProcessName(int pid, std::string name, int sort_index) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   processes_[pid] = Meta{std::move(name), sort_index};
 }
 
 void TraceWriter::SetThreadName(int pid, int tid, std::string name, int sort_index) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   threads_[{pid, tid}] = Meta{std::move(name), sort_index};
 }
 
@@ -175,17 +175,17 @@ void TraceWriter::AddDeviceTrack(int pid, std::string name) {
 }
 
 size_t TraceWriter::size() const {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   return events_.size();
 }
 
 std::vector<TraceEvent> TraceWriter::events() const {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   return events_;
 }
 
 std::string TraceWriter::ToJson() const {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   std::vector<std::string> items;
   items.reserve(2 * processes_.size() + 2 * threads_.size() + events_.size());
   for (const auto& [pid, meta] : processes_) {

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <map>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <variant>
@@ -17,7 +18,6 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
-#include "absl/synchronization/mutex.h"
 
 namespace yolopipe {
 
@@ -93,10 +93,10 @@ class TraceWriter {
     int sort_index = 0;
   };
 
-  mutable absl::Mutex mu_;
-  std::vector<TraceEvent> events_ ABSL_GUARDED_BY(mu_);
-  std::map<int, Meta> processes_ ABSL_GUARDED_BY(mu_);
-  std::map<std::pair<int, int>, Meta> threads_ ABSL_GUARDED_BY(mu_);
+  mutable std::mutex mu_;
+  std::vector<TraceEvent> events_;  // guarded by mu_
+  std::map<int, Meta> processes_;  // guarded by mu_
+  std::map<std::pair<int, int>, Meta> threads_;  // guarded by mu_
 };
 
 // `text` as a JSON string literal, quotes included: escapes '"', '\\' and control characters, and
