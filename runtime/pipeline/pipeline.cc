@@ -168,8 +168,7 @@ absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(const Model& model, i
       break;
     }
   }
-  p->num_stages_ = K;
-  p->num_replicas_ = R;
+  YP_ASSIGN_OR_RETURN(p->topology_, PipelineTopology::Create(R, K));
 
   YP_ASSIGN_OR_RETURN(p->mb_shape_, InputShapeFor(model, options.microbatch, imgsz));
   YP_ASSIGN_OR_RETURN(Graph prepared, PrepareForExecution(model.graph, p->mb_shape_));
@@ -210,7 +209,7 @@ absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(const Model& model, i
     for (int s = 0; s < K; ++s) {
       Stage stage;
       stage.graph = stage_graphs[s];
-      stage.device = options.devices[r * K + s];
+      stage.device = options.devices[p->topology_.DeviceIndex(r, s)];
       ExecutorOptions eo;
       eo.backend = ops::Backend::kCpu;
       eo.num_threads = std::max(1, stage.device.num_threads);
@@ -277,7 +276,8 @@ struct StreamState {
   };
 
   Pipeline* pipeline = nullptr;
-  int K = 1, R = 1, host = 1, microbatch = 1, capacity = 1;
+  PipelineTopology topology;
+  int K = 1, R = 1, microbatch = 1, capacity = 1;  // topology's stages and replicas
   size_t in_mb_bytes = 0;
   absl::Duration timeout;
   TraceWriter* trace = nullptr;
@@ -339,8 +339,8 @@ struct StreamState {
   void AddSpan(int r, int s, int64_t id, const char* what, TraceLane lane, Clock::time_point a,
                Clock::time_point b) {
     if (trace == nullptr) return;
-    trace->Add(absl::StrCat("mb ", id), what, r * K + s, lane, MicrosSince(origin, a),
-               MicrosSince(a, b));
+    trace->Add(absl::StrCat("mb ", id), what, topology.DeviceIndex(r, s), lane,
+               MicrosSince(origin, a), MicrosSince(a, b));
   }
 
   void Receiver(int r, int s);
@@ -355,7 +355,7 @@ void StreamState::Receiver(int r, int s) {
   StageRun& st = *stages[r][s];
   PinCurrentThread(pipeline->device(r, s));
   LocalCommunicator* comm = fabrics[r]->endpoint(s);
-  for (int64_t id = r;; id += R) {
+  for (int64_t id = topology.FirstMicrobatch(r);; id = topology.NextMicrobatch(id)) {
     std::optional<int> slot_index = st.free_slots->Pop();
     if (!slot_index) return;  // aborted
     Slot& slot = st.slots[*slot_index];
@@ -366,12 +366,12 @@ void StreamState::Receiver(int r, int s) {
       if (absl::IsOutOfRange(status)) {
         ++ends;
       } else if (!status.ok()) {
-        Fail(absl::StrCat("replica ", r, " stage ", s, " receiving micro-batch ", id), status);
+        Fail(absl::StrCat(topology.Name(r, s), " receiving micro-batch ", id), status);
         return;
       }
     }
     if (ends != 0 && ends != static_cast<int>(slot.by_peer.size())) {
-      Fail(absl::StrCat("replica ", r, " stage ", s),
+      Fail(topology.Name(r, s),
            absl::InternalError(absl::StrCat("end of stream from ", ends, " of ",
                                             slot.by_peer.size(), " peers at micro-batch ", id)));
       return;
@@ -404,7 +404,7 @@ void StreamState::Compute(int r, int s) {
       st.outgoing->Push(std::move(end));
       return;
     }
-    const std::string where = absl::StrCat("replica ", r, " stage ", s, " micro-batch ", id);
+    const std::string where = absl::StrCat(topology.Name(r, s), " micro-batch ", id);
     if (pipeline->options_.fault_injector) {
       if (absl::Status f = pipeline->options_.fault_injector(r, s, id); !f.ok()) {
         Fail(where, f);
@@ -464,7 +464,7 @@ void StreamState::Sender(int r, int s) {
         end.microbatch = item->id;
         end.end_of_stream = true;
         if (absl::Status status = comm->Send(end, peer, absl::InfiniteDuration()); !status.ok()) {
-          Fail(absl::StrCat("replica ", r, " stage ", s, " ending the stream"), status);
+          Fail(absl::StrCat(topology.Name(r, s), " ending the stream"), status);
           return;
         }
         Progress();
@@ -477,7 +477,7 @@ void StreamState::Sender(int r, int s) {
       group.microbatch = item->id;
       for (int i : indices) group.tensors.emplace_back(sg.sends[i].tensor, item->outputs[i]);
       if (absl::Status status = comm->Send(group, peer, absl::InfiniteDuration()); !status.ok()) {
-        Fail(absl::StrCat("replica ", r, " stage ", s, " sending micro-batch ", item->id), status);
+        Fail(absl::StrCat(topology.Name(r, s), " sending micro-batch ", item->id), status);
         return;
       }
     }
@@ -490,7 +490,7 @@ void StreamState::Sender(int r, int s) {
 }
 
 void StreamState::Collector(int r) {
-  LocalCommunicator* comm = fabrics[r]->endpoint(host);
+  LocalCommunicator* comm = fabrics[r]->endpoint(topology.host_rank());
   // Producing stage -> the model outputs it sends to the host (names and descs).
   std::map<int, std::vector<std::string>> names;
   for (int s = 0; s < K; ++s) {
@@ -500,7 +500,7 @@ void StreamState::Collector(int r) {
       }
     }
   }
-  for (int64_t id = r;; id += R) {
+  for (int64_t id = topology.FirstMicrobatch(r);; id = topology.NextMicrobatch(id)) {
     Tensor output;
     int ends = 0;
     for (const auto& [s, list] : names) {
@@ -567,7 +567,7 @@ std::string StreamState::Positions() const {
   for (int r = 0; r < R; ++r) {
     for (int s = 0; s < K; ++s) {
       const StageRun& st = *stages[r][s];
-      parts.push_back(absl::StrCat(R > 1 ? absl::StrCat("replica ", r, " ") : "", "stage ", s,
+      parts.push_back(absl::StrCat(topology.Name(r, s),
                                    " received ", st.received.load(), " computed ",
                                    st.computed.load(), " sent ", st.sent.load()));
     }
@@ -645,8 +645,8 @@ absl::Status PipelineStream::Push(const Tensor& images) {
     std::memset(input.raw_data(), 0, input.bytes());
     std::memcpy(input.raw_data(), images.raw_data(), images.bytes());
   }
-  const int r = static_cast<int>(id % st.R);
-  LocalCommunicator* comm = st.fabrics[r]->endpoint(st.host);
+  const int r = st.topology.ReplicaOf(id);
+  LocalCommunicator* comm = st.fabrics[r]->endpoint(st.topology.host_rank());
   for (int s : st.input_readers[r]) {
     TensorGroup group;
     group.microbatch = id;
@@ -707,7 +707,7 @@ void PipelineStream::CloseInput() {
   }
   st.cv.notify_all();
   for (int r = 0; r < st.R; ++r) {
-    LocalCommunicator* comm = st.fabrics[r]->endpoint(st.host);
+    LocalCommunicator* comm = st.fabrics[r]->endpoint(st.topology.host_rank());
     for (int s : st.input_readers[r]) {
       TensorGroup end;
       end.microbatch = next;
@@ -776,7 +776,8 @@ absl::Status PipelineStream::Finish(PipelineStats* stats) {
     int64_t moved = 0;
     for (auto& f : st.fabrics) {
       for (int s = 0; s < K; ++s) moved += f->endpoint(s)->bytes_received();
-      moved -= f->endpoint(st.host)->bytes_sent();  // model inputs from the host are not "moved"
+      // Model inputs from the host are not "moved" between stages.
+      moved -= f->endpoint(st.topology.host_rank())->bytes_sent();
     }
     stats->bytes_moved = moved;
     stats->num_microbatches = static_cast<int>(st.pushed);
@@ -794,11 +795,11 @@ absl::StatusOr<std::unique_ptr<PipelineStream>> Pipeline::OpenStream(TraceWriter
   // From here on the stream owns stream_open_: its destructor clears it.
   auto stream = std::unique_ptr<PipelineStream>(new PipelineStream(nullptr));
   StreamState& st = *state;
-  const int K = num_stages_, R = num_replicas_;
+  const int K = topology_.stages(), R = topology_.replicas();
   st.pipeline = this;
   st.K = K;
   st.R = R;
-  st.host = K;
+  st.topology = topology_;
   st.microbatch = options_.microbatch;
   st.capacity = options_.max_in_flight > 0 ? options_.max_in_flight
                                            : R * (K * (options_.buffers + 2) + 1);
@@ -812,7 +813,7 @@ absl::StatusOr<std::unique_ptr<PipelineStream>> Pipeline::OpenStream(TraceWriter
     return status;
   };
   for (int r = 0; r < R; ++r) {
-    auto fabric = LocalFabric::Create(K + 1, LocalFabric::kRendezvous);
+    auto fabric = LocalFabric::Create(topology_.fabric_size(), LocalFabric::kRendezvous);
     if (!fabric.ok()) return fail_open(fabric.status());
     st.fabrics.push_back(std::move(*fabric));
   }
@@ -825,7 +826,7 @@ absl::StatusOr<std::unique_ptr<PipelineStream>> Pipeline::OpenStream(TraceWriter
       auto run = std::make_unique<StreamState::StageRun>();
       std::map<int, std::vector<std::string>> names;  // peer -> received tensor names
       for (const auto& rc : sg.receives) {
-        const int peer = rc.from_stage < 0 ? K : rc.from_stage;
+        const int peer = topology_.RankOfStage(rc.from_stage);
         names[peer].push_back(rc.tensor);
         if (rc.from_stage < 0 &&
             std::find(st.input_readers[r].begin(), st.input_readers[r].end(), s) ==
@@ -845,14 +846,14 @@ absl::StatusOr<std::unique_ptr<PipelineStream>> Pipeline::OpenStream(TraceWriter
         }
       }
       for (const auto& rc : sg.receives) {
-        const int peer = rc.from_stage < 0 ? K : rc.from_stage;
+        const int peer = topology_.RankOfStage(rc.from_stage);
         for (const auto& [n, t] : run->slots[0].by_peer[peer]) {
           if (n == rc.tensor) run->input_sources.emplace_back(peer, &n);
         }
       }
       for (size_t i = 0; i < sg.sends.size(); ++i) {
         for (int t : sg.sends[i].to_stages) {
-          run->send_groups[t < 0 ? K : t].push_back(static_cast<int>(i));
+          run->send_groups[topology_.RankOfStage(t)].push_back(static_cast<int>(i));
         }
       }
       run->fixed_bytes = static_cast<int64_t>(stage.executor->weight_bytes() +
@@ -870,7 +871,7 @@ absl::StatusOr<std::unique_ptr<PipelineStream>> Pipeline::OpenStream(TraceWriter
     for (int r = 0; r < R; ++r) {
       for (int s = 0; s < K; ++s) {
         const std::string stage_name = absl::StrCat("stage ", s, " ", device(r, s).ToString());
-        trace->AddDeviceTrack(r * K + s,
+        trace->AddDeviceTrack(topology_.DeviceIndex(r, s),
                               R == 1 ? stage_name : absl::StrCat("replica ", r, " ", stage_name));
       }
     }

@@ -66,6 +66,7 @@
 #include "graph/partition.h"
 #include "runtime/device.h"
 #include "runtime/executor.h"
+#include "runtime/pipeline/topology.h"
 #include "runtime/model.h"
 #include "runtime/proto/plan.pb.h"
 #include "runtime/trace/trace.h"
@@ -194,8 +195,9 @@ class Pipeline {
   absl::StatusOr<std::unique_ptr<PipelineStream>> OpenStream(TraceWriter* trace = nullptr);
 
   Mode mode() const { return options_.mode; }
-  int num_stages() const { return num_stages_; }
-  int num_replicas() const { return num_replicas_; }
+  int num_stages() const { return topology_.stages(); }
+  int num_replicas() const { return topology_.replicas(); }
+  const PipelineTopology& topology() const { return topology_; }
   int microbatch() const { return options_.microbatch; }
   const Shape& microbatch_shape() const { return mb_shape_; }
   // The node names of each stage (K lists).
@@ -212,8 +214,7 @@ class Pipeline {
   Pipeline() = default;
 
   PipelineOptions options_;
-  int num_stages_ = 1;
-  int num_replicas_ = 1;
+  PipelineTopology topology_;
   Shape mb_shape_;
   std::string input_name_;
   std::string output_name_;
