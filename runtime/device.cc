@@ -23,24 +23,35 @@ std::string DeviceSpec::ToString() const {
                       ")");
 }
 
-int AvailableCores() {
-  cpu_set_t set;
-  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
-    const int n = CPU_COUNT(&set);
-    if (n > 0) return n;
-  }
-  const long n = sysconf(_SC_NPROCESSORS_ONLN);
-  return n > 0 ? static_cast<int>(n) : 1;
+const std::vector<int>& AllowedCpus() {
+  // Captured once: a thread pinned later (a stage worker) must not shrink what devices map onto.
+  static const std::vector<int>* cpus = [] {
+    auto* list = new std::vector<int>();
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+      for (int c = 0; c < CPU_SETSIZE; ++c) {
+        if (CPU_ISSET(c, &set)) list->push_back(c);
+      }
+    }
+    if (list->empty()) {
+      const long n = sysconf(_SC_NPROCESSORS_ONLN);
+      for (int c = 0; c < std::max(1L, n); ++c) list->push_back(c);
+    }
+    return list;
+  }();
+  return *cpus;
 }
+
+int AvailableCores() { return static_cast<int>(AllowedCpus().size()); }
 
 void PinCurrentThread(const DeviceSpec& device) {
   if (device.kind != DeviceKind::kCpu) return;
+  const std::vector<int>& cpus = AllowedCpus();
   cpu_set_t set;
   CPU_ZERO(&set);
-  const int cores = AvailableCores();
   for (int c = 0; c < std::max(1, device.num_threads); ++c) {
-    const int core = device.first_core + c;
-    if (core >= 0 && core < CPU_SETSIZE) CPU_SET(cores > 0 ? core % cores : core, &set);
+    const int cpu = cpus[static_cast<size_t>(device.first_core + c) % cpus.size()];
+    if (cpu >= 0 && cpu < CPU_SETSIZE) CPU_SET(cpu, &set);
   }
   (void)pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
 }

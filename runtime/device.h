@@ -22,11 +22,16 @@ struct DeviceSpec {
   std::string ToString() const;  // "cpu:0 (2 threads, cores 0-1)", "cuda:1"
 };
 
-// Number of cores this process may use (sched_getaffinity; at least 1).
+// The CPUs this process may use (sched_getaffinity of the first caller, captured once so threads
+// pinned later do not change it), in increasing order; never empty.
+const std::vector<int>& AllowedCpus();
+
+// Number of cores this process may use: AllowedCpus().size().
 int AvailableCores();
 
-// Best effort: pins the calling thread to a CPU device's cores [first_core, first_core +
-// num_threads) (modulo the cores this process may use). Failures (EINVAL, EPERM) are ignored:
+// Best effort: pins the calling thread to a CPU device's cores: device cores [first_core,
+// first_core + num_threads) are indices into AllowedCpus() (modulo its size), so `taskset -c 4-7`
+// gives cpu:2 the CPUs 4-5 and 6-7. Failures (EINVAL, EPERM) are ignored:
 // pinning is an optimisation, never a requirement. CUDA devices: no-op.
 void PinCurrentThread(const DeviceSpec& device);
 

@@ -1,5 +1,12 @@
 #include "runtime/device.h"
 
+#include <pthread.h>
+#include <sched.h>
+
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 
 namespace yolopipe {
@@ -45,6 +52,29 @@ TEST(DeviceTest, CudaList) {
   ASSERT_EQ(devices->size(), 2u);
   EXPECT_EQ((*devices)[1].kind, DeviceKind::kCuda);
   EXPECT_EQ((*devices)[1].index, 2);
+}
+
+// Pinning maps a device's cores onto the process's allowed CPUs, and a pinned thread does not
+// shrink what later devices see (AllowedCpus is captured once).
+TEST(DeviceTest, PinningUsesTheAllowedCpus) {
+  const std::vector<int> cpus = AllowedCpus();
+  ASSERT_FALSE(cpus.empty());
+  auto devices = ParseDevices(absl::StrCat("cpu:", cpus.size()));
+  ASSERT_TRUE(devices.ok());
+  for (size_t i = 0; i < devices->size(); ++i) {
+    std::vector<int> got;
+    std::thread t([&] {
+      PinCurrentThread((*devices)[i]);
+      cpu_set_t set;
+      ASSERT_EQ(pthread_getaffinity_np(pthread_self(), sizeof(set), &set), 0);
+      for (int c = 0; c < CPU_SETSIZE; ++c) {
+        if (CPU_ISSET(c, &set)) got.push_back(c);
+      }
+      EXPECT_EQ(AvailableCores(), static_cast<int>(cpus.size()));  // not the pinned thread's 1
+    });
+    t.join();
+    EXPECT_EQ(got, std::vector<int>{cpus[i]}) << "device " << i;
+  }
 }
 
 TEST(DeviceTest, RejectsMalformed) {

@@ -40,7 +40,7 @@ absl::StatusOr<Tensor> StreamRun(Pipeline& p, const Tensor& input, int64_t count
       shape[0] = std::min<int64_t>(m, batch - first);
       Tensor part(input.buffer(), input.offset() + static_cast<size_t>(first) * image_bytes,
                   DType::kFloat32, shape);
-      if (!stream->Push(part).ok()) break;  // the failure reaches Pop
+      if (!stream->Push(part, /*share=*/true).ok()) break;  // the failure reaches Pop
     }
     stream->CloseInput();
   });

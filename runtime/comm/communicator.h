@@ -30,6 +30,11 @@ struct TensorGroup {
   // End-of-stream marker: no tensors follow from this sender to this peer. It carries no tensors
   // (`tensors` must be empty) and its `microbatch` is informational (the id after the last one).
   bool end_of_stream = false;
+  // Shared hand-over, for host input and output in one process (not for stage-to-stage traffic):
+  // the sender promises never to modify these tensors again, so a transport in the same address
+  // space may hand the receiver references instead of copies (Recv then replaces the tensors in
+  // `into` with them). Transports that cannot share copy as usual.
+  bool shared = false;
 };
 
 // One endpoint (a rank: one pipeline stage) of a set of `size()` endpoints.
@@ -72,6 +77,8 @@ class Communicator {
   // `into`; FailedPrecondition when the next message from `peer` is for another micro-batch, or
   // when names, dtypes, shapes or layouts do not match (naming the tensor, what was expected and
   // what arrived). On error no tensor in `into` has been written.
+  // A shared group (TensorGroup::shared) may instead replace the tensors in `into` with the
+  // sender's (same names, dtypes, shapes and layouts; no bytes copied).
   // End of stream: when the next message from `peer` is an end-of-stream marker, Recv takes it and
   // returns OutOfRange("end of stream from rank p ..."), whatever `microbatch` names.
   virtual absl::Status Recv(int peer, MicroBatchId microbatch, NamedTensors* into,

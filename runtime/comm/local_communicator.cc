@@ -163,11 +163,12 @@ absl::Status LocalCommunicator::Send(const TensorGroup& group, int peer, absl::D
   LocalFabric::Message message;
   message.microbatch = group.microbatch;
   message.end_of_stream = group.end_of_stream;
+  message.shared = group.shared;
   message.tensors.reserve(group.tensors.size());
   for (const auto& [name, tensor] : group.tensors) {
     // Buffered: copy into channel-owned buffers before taking the lock, so a large copy never
-    // holds up the other channels. Rendezvous: borrow; the receiver copies.
-    message.tensors.emplace_back(name, rendezvous ? tensor : tensor.Clone());
+    // holds up the other channels. Rendezvous: borrow; the receiver copies. Shared: references.
+    message.tensors.emplace_back(name, rendezvous || group.shared ? tensor : tensor.Clone());
     message.bytes += static_cast<int64_t>(tensor.bytes());
   }
   const int64_t bytes = message.bytes;
@@ -272,7 +273,11 @@ absl::Status LocalCommunicator::Recv(int peer, MicroBatchId microbatch, NamedTen
     for (const auto& [name, tensor] : message.tensors) sent[name] = &tensor;
     for (auto& [name, tensor] : *into) {
       const Tensor& src = *sent.at(name);
-      if (src.bytes() > 0) std::memcpy(tensor.raw_data(), src.raw_data(), src.bytes());
+      if (message.shared) {
+        tensor = src;  // the sender promised never to modify it again
+      } else if (src.bytes() > 0) {
+        std::memcpy(tensor.raw_data(), src.raw_data(), src.bytes());
+      }
     }
   }
   if (message.handshake != nullptr) {

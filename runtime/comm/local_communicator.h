@@ -30,6 +30,8 @@ class LocalFabric;
 //   A timed-out or aborted Send whose message the receiver has not started to take removes it
 //   (nothing was sent); once the receiver has started copying, Send waits for the copy to finish.
 //   Buffering is then the receiver's business (the pipeline double-buffers its receives).
+// - Shared groups (TensorGroup::shared) are never copied in either mode: the receiver gets
+//   references to the sender's tensors.
 // Owned by its LocalFabric, which must outlive every call on it.
 class LocalCommunicator final : public Communicator {
  public:
@@ -100,6 +102,7 @@ class LocalFabric {
   struct Message {
     MicroBatchId microbatch = 0;
     bool end_of_stream = false;
+    bool shared = false;
     // Buffered: channel-owned copies. Rendezvous: the sender's own tensors (borrowed while the
     // sender is blocked).
     NamedTensors tensors;

@@ -473,6 +473,37 @@ TEST(LocalCommunicatorTest, AbortWakesABlockedRendezvousSend) {
   EXPECT_THAT(send_status.message(), HasSubstr("stage 1 failed"));
 }
 
+// Shared groups are handed over by reference in both modes: no copy, the receiver's tensors are
+// replaced by the sender's.
+TEST(LocalCommunicatorTest, SharedGroupsAreNotCopied) {
+  for (int capacity : {LocalFabric::kRendezvous, 2}) {
+    SCOPED_TRACE(capacity);
+    auto fabric = MakeFabric(2, capacity);
+    Tensor x(DType::kFloat32, {3, 4});
+    FillX(x, 9);
+    TensorGroup group{9, {{"x", x}}};
+    group.shared = true;
+    std::thread sender([&] { ASSERT_TRUE(fabric->endpoint(0)->Send(group, 1, kLong).ok()); });
+    NamedTensors into = {{"x", Tensor(DType::kFloat32, {3, 4})}};
+    const void* own = into[0].second.raw_data();
+    ASSERT_TRUE(fabric->endpoint(1)->Recv(0, 9, &into, kLong).ok());
+    sender.join();
+    EXPECT_EQ(into[0].second.raw_data(), x.raw_data());  // the sender's bytes, not a copy
+    EXPECT_NE(into[0].second.raw_data(), own);
+    EXPECT_EQ(fabric->endpoint(1)->bytes_received(), 48);
+    // A shared group must still match what the receiver expects.
+    group.microbatch = 10;
+    group.tensors[0].second = Tensor(DType::kFloat32, {2, 4});
+    ASSERT_TRUE(fabric->endpoint(0)->Send(group, 1, capacity == 0 ? kShort : kLong).code() !=
+                absl::StatusCode::kInvalidArgument);
+    NamedTensors wrong = {{"x", Tensor(DType::kFloat32, {3, 4})}};
+    if (capacity > 0) {
+      EXPECT_EQ(fabric->endpoint(1)->Recv(0, 10, &wrong, kShort).code(),
+                absl::StatusCode::kFailedPrecondition);
+    }
+  }
+}
+
 // Buffered mode records the most bytes queued towards each endpoint.
 TEST(LocalCommunicatorTest, PeakQueuedBytesCountsBufferedMessages) {
   auto fabric = MakeFabric(3, 2);

@@ -158,9 +158,11 @@ struct Engine::Impl {
         Tensor part(request.images.buffer(),
                     request.images.offset() + static_cast<size_t>(first) * image_bytes,
                     DType::kFloat32, shape);
-        broken = !s->Push(part).ok();  // the error reaches the request through the completer
+        // Shared: the caller keeps the images unchanged until the result is ready (the API's
+        // contract), so the stages read them in place.
+        broken = !s->Push(part, /*share=*/true).ok();  // the error reaches the request
       }
-      request.images = Tensor();  // Push copied the images: release the caller's buffer
+      request.images = Tensor();
       if (broken) Close(s);       // the next request gets a fresh stream
     }
     if (s != nullptr) Close(s);

@@ -251,7 +251,8 @@ void RaiseTo(std::atomic<int64_t>& peak, int64_t value) {
 struct StreamState {
   // A stage's receive buffer set (one per `buffers`).
   struct Slot {
-    std::map<int, NamedTensors> by_peer;  // peer rank (host = K) -> tensors received from it
+    std::map<int, NamedTensors> owned;    // peer rank (host = K) -> this slot's own buffers
+    std::map<int, NamedTensors> by_peer;  // what was received: `owned`, or shared host tensors
     int64_t id = 0;
     bool end = false;
   };
@@ -267,7 +268,7 @@ struct StreamState {
     std::unique_ptr<HandoffQueue<int>> free_slots, ready_slots;
     std::unique_ptr<HandoffQueue<Outgoing>> outgoing;
     std::map<int, std::vector<int>> send_groups;  // peer -> indices into the stage's sends
-    std::vector<std::pair<int, const std::string*>> input_sources;  // per executor input
+    std::vector<std::pair<int, std::string>> input_sources;  // (peer, name) per executor input
     double busy_us = 0;  // compute thread only; read after the joins
     int64_t fixed_bytes = 0;
     std::atomic<int64_t> live_output_bytes{0};
@@ -361,6 +362,7 @@ void StreamState::Receiver(int r, int s) {
     Slot& slot = st.slots[*slot_index];
     const Clock::time_point t0 = Clock::now();
     int ends = 0;
+    slot.by_peer = slot.owned;  // a shared receive replaced them last time: receive into our own
     for (auto& [peer, into] : slot.by_peer) {
       absl::Status status = comm->Recv(peer, id, &into, absl::InfiniteDuration());
       if (absl::IsOutOfRange(status)) {
@@ -415,7 +417,7 @@ void StreamState::Compute(int r, int s) {
     inputs.reserve(st.input_sources.size());
     for (const auto& [peer, name] : st.input_sources) {
       for (const auto& [n, t] : slot.by_peer[peer]) {
-        if (n == *name) inputs.push_back(t);
+        if (n == name) inputs.push_back(t);
       }
     }
     const Clock::time_point t1 = Clock::now();
@@ -475,6 +477,9 @@ void StreamState::Sender(int r, int s) {
     for (const auto& [peer, indices] : st.send_groups) {
       TensorGroup group;
       group.microbatch = item->id;
+      // The outputs are this micro-batch's own tensors: the host may take them without a copy.
+      // Stage-to-stage transfers always copy into the receiver's buffer.
+      group.shared = peer == topology.host_rank();
       for (int i : indices) group.tensors.emplace_back(sg.sends[i].tensor, item->outputs[i]);
       if (absl::Status status = comm->Send(group, peer, absl::InfiniteDuration()); !status.ok()) {
         Fail(absl::StrCat(topology.Name(r, s), " sending micro-batch ", item->id), status);
@@ -609,7 +614,7 @@ PipelineStream::~PipelineStream() {
 int PipelineStream::capacity() const { return state_->capacity; }
 int PipelineStream::microbatch() const { return state_->microbatch; }
 
-absl::Status PipelineStream::Push(const Tensor& images) {
+absl::Status PipelineStream::Push(const Tensor& images, bool share) {
   StreamState& st = *state_;
   const Shape& mb = st.pipeline->mb_shape_;
   if (!images.defined() || images.dtype() != DType::kFloat32 || images.rank() != 4 ||
@@ -644,12 +649,14 @@ absl::Status PipelineStream::Push(const Tensor& images) {
     input = Tensor(DType::kFloat32, mb);
     std::memset(input.raw_data(), 0, input.bytes());
     std::memcpy(input.raw_data(), images.raw_data(), images.bytes());
+    share = true;  // nobody else holds the padded copy
   }
   const int r = st.topology.ReplicaOf(id);
   LocalCommunicator* comm = st.fabrics[r]->endpoint(st.topology.host_rank());
   for (int s : st.input_readers[r]) {
     TensorGroup group;
     group.microbatch = id;
+    group.shared = share;
     group.tensors.emplace_back(st.pipeline->input_name_, input);
     if (absl::Status status = comm->Send(group, s, absl::InfiniteDuration()); !status.ok()) {
       st.Fail(absl::StrCat("host feeding replica ", r, " micro-batch ", id), status);
@@ -842,14 +849,13 @@ absl::StatusOr<std::unique_ptr<PipelineStream>> Pipeline::OpenStream(TraceWriter
           auto alloc = AllocateNamed(sg.graph, list);
           if (!alloc.ok()) return fail_open(alloc.status());
           slot_bytes += NamedBytes(*alloc);
+          run->slots[b].owned[peer] = *alloc;
           run->slots[b].by_peer[peer] = std::move(*alloc);
         }
       }
       for (const auto& rc : sg.receives) {
         const int peer = topology_.RankOfStage(rc.from_stage);
-        for (const auto& [n, t] : run->slots[0].by_peer[peer]) {
-          if (n == rc.tensor) run->input_sources.emplace_back(peer, &n);
-        }
+        run->input_sources.emplace_back(peer, rc.tensor);
       }
       for (size_t i = 0; i < sg.sends.size(); ++i) {
         for (int t : sg.sends[i].to_stages) {
@@ -926,7 +932,8 @@ absl::StatusOr<Tensor> Pipeline::Run(const Tensor& batch, PipelineStats* stats,
       shape[0] = n;
       Tensor slice(batch.buffer(), batch.offset() + static_cast<size_t>(j * m) * image_bytes,
                    DType::kFloat32, shape);
-      if (!stream->Push(slice).ok()) break;  // the failure reaches Pop
+      // The batch stays untouched for the whole Run: the stages may read it in place.
+      if (!stream->Push(slice, /*share=*/true).ok()) break;  // the failure reaches Pop
     }
     stream->CloseInput();
   });

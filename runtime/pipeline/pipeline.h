@@ -13,7 +13,9 @@
 //
 // Streams: all work flows through a PipelineStream (OpenStream). Push sends each micro-batch's
 // model input straight to every stage of replica (id % R) that reads it; a collector thread per
-// replica receives the model outputs; Pop returns them in push order. Every tensor crossing a cut
+// replica receives the model outputs; Pop returns them in push order. Host input (with
+// Push(..., share)) and model outputs are handed over as shared tensors, without copies; every
+// stage-to-stage transfer is a real copy into the receiver's buffer. Every tensor crossing a cut
 // for one micro-batch moves as one TensorGroup per (stage, peer) straight to the consuming stage.
 // Run (a finite batch, fill-and-drain) is a stream that is pushed, popped and finished at once.
 //
@@ -148,11 +150,13 @@ class PipelineStream {
   PipelineStream& operator=(const PipelineStream&) = delete;
 
   // Hands over one micro-batch: plain float32 (n, C, H, W) with 1 <= n <= microbatch and C, H, W
-  // the model's. The images are copied before Push returns. Blocks while capacity() micro-batches
-  // are pushed but not popped, or while the first stage has no free receive buffer.
+  // the model's. Without `share` the images are copied before Push returns; with `share` the
+  // stages read them in place (no copy), and the caller must not modify them until this
+  // micro-batch's output has been popped. Blocks while capacity() micro-batches are pushed but not
+  // popped, or while the first stage has no free receive buffer.
   // Errors: InvalidArgument for a bad tensor; FailedPrecondition after CloseInput; the stream's
   // failure once it failed or was cancelled.
-  absl::Status Push(const Tensor& images);
+  absl::Status Push(const Tensor& images, bool share = false);
   // The next output in push order: the model's first output for the pushed images (n, ...).
   // Blocks until it is ready. OutOfRange("end of stream") once the input is closed and everything
   // was popped; the stream's failure if it failed first.
