@@ -57,7 +57,8 @@ int CompareCommand(const std::vector<std::string>& args) {
   if (!result.ok()) return ReportError(result.status());
   std::cout << FormatCompareTable(*result);
   std::cout << "memory/device: measured peak bytes held per device (weights, activations, "
-               "workspace, buffers); pred img/s: the plan's steady-state throughput\n";
+               "workspace, buffers); pred img/s: the simulator's throughput for the plan that "
+               "ran, on this batch\n";
   if (!flags.GetString("report").empty()) {
     if (absl::Status s = WriteCompareReport(*result, flags.GetString("report")); !s.ok()) {
       return ReportError(s);

@@ -274,6 +274,7 @@ struct StreamState {
     std::atomic<int64_t> live_output_bytes{0};
     std::atomic<int64_t> peak_output_bytes{0};
     std::atomic<int64_t> received{-1}, computed{-1}, sent{-1};  // last micro-batch of each thread
+    bool reads_input = false;  // receives the model input from the host
   };
 
   Pipeline* pipeline = nullptr;
@@ -305,6 +306,7 @@ struct StreamState {
   int64_t pushed = 0, popped = 0, collected = 0, images = 0;
   std::map<int64_t, int> images_of;                // pushed, not popped: id -> real images
   std::map<int64_t, Clock::time_point> pushed_at;  // pushed, not collected
+  std::map<int64_t, Clock::time_point> started_at;  // first compute began on it, not collected
   std::map<int64_t, Tensor> results;               // collected, not popped
   std::vector<int> deliveries;                     // per id % window: times collected
   std::vector<double> latencies_ms;                // ring of the last kLatencyWindow
@@ -421,6 +423,10 @@ void StreamState::Compute(int r, int s) {
       }
     }
     const Clock::time_point t1 = Clock::now();
+    if (st.reads_input) {
+      std::lock_guard<std::mutex> lock(mu);
+      started_at.emplace(id, t1);  // the earliest input-reading stage wins
+    }
     computing.fetch_add(1);
     auto outputs = stage.executor->Run(inputs);
     computing.fetch_sub(1);
@@ -551,7 +557,10 @@ void StreamState::Collector(int r) {
         // Never pushed, or already collected: a duplicate (counted, checked by Pop/Finish).
         ++deliveries[static_cast<size_t>(id) % deliveries.size()];
       } else {
-        const double ms = std::chrono::duration<double, std::milli>(now - it->second).count();
+        auto started = started_at.find(id);
+        const Clock::time_point from = started != started_at.end() ? started->second : it->second;
+        if (started != started_at.end()) started_at.erase(started);
+        const double ms = std::chrono::duration<double, std::milli>(now - from).count();
         if (latencies_ms.size() < kLatencyWindow) {
           latencies_ms.push_back(ms);
         } else {
@@ -839,6 +848,7 @@ absl::StatusOr<std::unique_ptr<PipelineStream>> Pipeline::OpenStream(TraceWriter
             std::find(st.input_readers[r].begin(), st.input_readers[r].end(), s) ==
                 st.input_readers[r].end()) {
           st.input_readers[r].push_back(s);
+          run->reads_input = true;
         }
       }
       const int buffers = options_.buffers;

@@ -118,8 +118,9 @@ struct PipelineStats {
   double seconds = 0;  // wall time: Run's, or a stream's from opening to its last output
   double images_per_second = 0;
   int64_t images = 0;  // real images (padding excluded)
-  // Per micro-batch, from Push handing it over to its outputs being collected, milliseconds
-  // (streams keep the last 65,536).
+  // Per micro-batch, from its first stage starting to compute it to its outputs being collected
+  // (queueing before the first stage excluded, as the planner's latency), milliseconds (streams
+  // keep the last 65,536).
   double latency_p50_ms = 0;
   double latency_p99_ms = 0;
   // Per stage, replica-major (index r*K + s): compute time / wall time.

@@ -5,8 +5,8 @@
 // Plans: pipeline (K = #devices stages) and hybrid (R = 2, K/2 stages; only when #devices >= 4 and
 // even) are planned here the way Pipeline plans on the spot (MakeQuickPlan: one quick profile at
 // the micro-batch size on device 0 with the other devices as background load; PlanPipeline at
-// that micro-batch) and the plan is passed to Pipeline, so the predicted throughput printed is
-// that of the split that actually ran.
+// that micro-batch) and the plan is passed to Pipeline, so the predicted throughput printed (the
+// simulator's for this batch, fill and drain included) is that of the split that actually ran.
 //
 // Memory: the table shows each device's measured peak (PipelineStats::stage_peak_bytes); the
 // summary also lists the plan's estimate (StagePlan.memory_bytes) for pipeline/hybrid.
@@ -51,7 +51,8 @@ struct ModeResult {
   int num_devices = 1;
   PipelineStats stats;  // of the median timed run
   // Predicted figures of the plan that ran (pipeline/hybrid only).
-  std::optional<double> predicted_throughput;  // plan.predicted_throughput (steady state)
+  std::optional<double> predicted_throughput;     // Simulate(plan, this batch).throughput
+  std::optional<double> steady_state_throughput;  // plan.predicted_throughput (endless stream)
   std::vector<uint64_t> planned_memory_bytes;  // per stage of replica 0
   bool bitwise_equal = true;                   // output == single's output
   std::unique_ptr<TraceWriter> trace;          // of the last timed run (record_traces)
