@@ -94,6 +94,22 @@ class Communicator {
   virtual int64_t bytes_received() const = 0;
 };
 
+// A set of `size()` endpoints connected to each other: one pipeline replica's stages and its host.
+// In one process every endpoint is local (LocalFabric); across processes (MpiFabric) each process
+// holds only its own endpoints. Thread-safe.
+class Fabric {
+ public:
+  virtual ~Fabric() = default;
+  virtual int size() const = 0;
+  // Endpoint `rank` in [0, size()), owned by the fabric; nullptr when it lives in another process.
+  virtual Communicator* endpoint(int rank) = 0;
+  // Communicator::Abort for the whole fabric (every process's endpoints).
+  virtual void Abort(const absl::Status& reason) = 0;
+  // The most payload bytes the transport buffered towards endpoint `dst` at once (0 when it
+  // buffers nothing, or for endpoints of other processes).
+  virtual int64_t peak_queued_bytes(int dst) const = 0;
+};
+
 }  // namespace yolopipe
 
 #endif  // YOLOPIPE_RUNTIME_COMM_COMMUNICATOR_H_

@@ -64,7 +64,7 @@ class LocalCommunicator final : public Communicator {
 // The in-process "network": N endpoints and the N*(N-1) channels between them. Thread-safe.
 // Synchronisation uses std::mutex/std::condition_variable (pthreads), which ThreadSanitizer
 // understands without an instrumented Abseil.
-class LocalFabric {
+class LocalFabric final : public Fabric {
  public:
   static constexpr int kDefaultCapacity = 2;  // double buffering per pair
   static constexpr int kRendezvous = 0;
@@ -76,20 +76,20 @@ class LocalFabric {
   LocalFabric(const LocalFabric&) = delete;
   LocalFabric& operator=(const LocalFabric&) = delete;
 
-  int size() const { return static_cast<int>(endpoints_.size()); }
+  int size() const override { return static_cast<int>(endpoints_.size()); }
   int capacity() const { return capacity_; }
   // Endpoint `rank` in [0, size()); owned by the fabric.
-  LocalCommunicator* endpoint(int rank) { return endpoints_[rank].get(); }
+  LocalCommunicator* endpoint(int rank) override { return endpoints_[rank].get(); }
 
   // Same as endpoint(i)->Abort(reason) for any i.
-  void Abort(const absl::Status& reason);
+  void Abort(const absl::Status& reason) override;
   // The status every call returns after an abort; OK while not aborted.
   absl::Status abort_status() const;
 
   // The most payload bytes that were ever queued in channel-owned buffers towards endpoint `dst`
   // at once (buffered mode; always 0 in rendezvous mode, where nothing is buffered). Measures the
   // receive-side memory the transport held for that endpoint.
-  int64_t peak_queued_bytes(int dst) const;
+  int64_t peak_queued_bytes(int dst) const override;
 
  private:
   friend class LocalCommunicator;

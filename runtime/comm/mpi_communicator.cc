@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
+#include <mutex>
 #include <thread>
 #include <utility>
 
@@ -35,6 +36,15 @@ absl::Status MpiStatus(int code, const char* call) {
 }
 
 MPI_Comm& CommOf(void* comm) { return *static_cast<MPI_Comm*>(comm); }
+
+// Every MPI call in the process goes through this lock (MPI_THREAD_SERIALIZED suffices).
+std::mutex& MpiLock() {
+  static std::mutex* mu = new std::mutex;
+  return *mu;
+}
+
+constexpr int kAbortTag = 1;
+constexpr int kFirstPairTag = 16;
 std::vector<MPI_Request>& RequestsOf(void* requests) {
   return *static_cast<std::vector<MPI_Request>*>(requests);
 }
@@ -130,6 +140,31 @@ bool MpiRuntime::LaunchedByMpi() {
   return false;
 }
 
+absl::Status MpiRuntime::Broadcast(std::string* bytes, int root) const {
+  std::lock_guard<std::mutex> lock(MpiLock());
+  int64_t size = static_cast<int64_t>(bytes->size());
+  if (int rc = MPI_Bcast(&size, 1, MPI_INT64_T, root, MPI_COMM_WORLD); rc != MPI_SUCCESS) {
+    return MpiStatus(rc, "MPI_Bcast");
+  }
+  if (size < 0 || size > INT_MAX) return absl::DataLossError("broadcast of a bad size");
+  bytes->resize(static_cast<size_t>(size));
+  if (int rc = MPI_Bcast(bytes->data(), static_cast<int>(size), MPI_CHAR, root, MPI_COMM_WORLD);
+      rc != MPI_SUCCESS) {
+    return MpiStatus(rc, "MPI_Bcast");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int> MpiRuntime::MaxOverRanks(int value) const {
+  std::lock_guard<std::mutex> lock(MpiLock());
+  int result = value;
+  if (int rc = MPI_Allreduce(&value, &result, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+      rc != MPI_SUCCESS) {
+    return MpiStatus(rc, "MPI_Allreduce");
+  }
+  return result;
+}
+
 void MpiRuntime::AbortJob(const std::string& message, int code) {
   std::cerr << message << std::endl;
   MPI_Abort(MPI_COMM_WORLD, code);
@@ -137,9 +172,9 @@ void MpiRuntime::AbortJob(const std::string& message, int code) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// MpiCommunicator
+// MpiFabric
 
-struct MpiCommunicator::Header {
+struct MpiFabric::Header {
   struct Meta {
     std::string name;
     DType dtype = DType::kUndefined;
@@ -201,24 +236,46 @@ struct MpiCommunicator::Header {
   }
 };
 
-absl::StatusOr<std::unique_ptr<MpiCommunicator>> MpiCommunicator::Create(
-    const MpiRuntime& runtime) {
-  auto c = std::unique_ptr<MpiCommunicator>(new MpiCommunicator());
+absl::StatusOr<std::unique_ptr<MpiFabric>> MpiFabric::Create(const MpiRuntime& runtime,
+                                                             std::vector<int> endpoint_to_world) {
+  if (endpoint_to_world.empty()) return absl::InvalidArgumentError("a fabric needs endpoints");
+  for (int w : endpoint_to_world) {
+    if (w < 0 || w >= runtime.size()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("endpoint on world rank ", w, ", but the job has ", runtime.size()));
+    }
+  }
+  auto f = std::unique_ptr<MpiFabric>(new MpiFabric());
+  f->world_rank_ = runtime.rank();
+  f->endpoint_to_world_ = std::move(endpoint_to_world);
+  std::lock_guard<std::mutex> lock(MpiLock());
+  int* tag_ub = nullptr;
+  int flag = 0;
+  MPI_Comm_get_attr(MPI_COMM_WORLD, MPI_TAG_UB, &tag_ub, &flag);
+  const int64_t e = static_cast<int64_t>(f->endpoint_to_world_.size());
+  const int64_t needed = kFirstPairTag + 2 * e * e;
+  if (flag && tag_ub != nullptr && needed > *tag_ub) {
+    return absl::InvalidArgumentError(absl::StrCat(e, " endpoints need MPI tags up to ", needed,
+                                                   "; this MPI allows ", *tag_ub));
+  }
   auto* comm = new MPI_Comm;
   if (int rc = MPI_Comm_dup(MPI_COMM_WORLD, comm); rc != MPI_SUCCESS) {
     delete comm;
     return MpiStatus(rc, "MPI_Comm_dup");
   }
   MPI_Comm_set_errhandler(*comm, MPI_ERRORS_RETURN);
-  c->comm_ = comm;
-  c->orphans_ = new std::vector<MPI_Request>();
-  c->rank_ = runtime.rank();
-  c->size_ = runtime.size();
-  return c;
+  f->comm_ = comm;
+  f->orphans_ = new std::vector<MPI_Request>();
+  for (int i = 0; i < static_cast<int>(e); ++i) {
+    f->endpoints_.push_back(f->endpoint_to_world_[i] == f->world_rank_
+                                ? std::unique_ptr<MpiCommunicator>(new MpiCommunicator(f.get(), i))
+                                : nullptr);
+  }
+  return f;
 }
 
-MpiCommunicator::~MpiCommunicator() {
-  std::lock_guard<std::mutex> lock(mu_);
+MpiFabric::~MpiFabric() {
+  std::lock_guard<std::mutex> lock(MpiLock());
   if (orphans_ != nullptr) {
     for (MPI_Request& r : RequestsOf(orphans_)) {
       if (r != MPI_REQUEST_NULL) MPI_Request_free(&r);
@@ -230,24 +287,21 @@ MpiCommunicator::~MpiCommunicator() {
   delete static_cast<MPI_Comm*>(comm_);
 }
 
-absl::Status MpiCommunicator::abort_status() const {
-  std::lock_guard<std::mutex> lock(mu_);
+MpiCommunicator* MpiFabric::endpoint(int rank) {
+  if (rank < 0 || rank >= size()) return nullptr;
+  return endpoints_[rank].get();
+}
+
+int MpiFabric::HeaderTag(int src, int dst) const {
+  return kFirstPairTag + 2 * (src * size() + dst);
+}
+
+absl::Status MpiFabric::abort_status() const {
+  std::lock_guard<std::mutex> lock(MpiLock());
   return abort_status_;
 }
 
-absl::Status MpiCommunicator::CheckPeer(int peer, const char* what) const {
-  if (peer < 0 || peer >= size_) {
-    return absl::InvalidArgumentError(absl::StrCat(what, " on rank ", rank_, ": peer ", peer,
-                                                   " out of range [0, ", size_, ")"));
-  }
-  if (peer == rank_) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(what, " on rank ", rank_, ": peer is this rank itself"));
-  }
-  return absl::OkStatus();
-}
-
-bool MpiCommunicator::PollAbortLocked() {
+bool MpiFabric::PollAbortLocked() {
   if (!abort_status_.ok()) return true;
   int flag = 0;
   MPI_Message message;
@@ -265,46 +319,47 @@ bool MpiCommunicator::PollAbortLocked() {
   return true;
 }
 
-void MpiCommunicator::Abort(const absl::Status& reason) {
-  std::lock_guard<std::mutex> lock(mu_);
+void MpiFabric::Abort(const absl::Status& reason) {
+  std::lock_guard<std::mutex> lock(MpiLock());
   if (!abort_status_.ok()) return;  // the first reason wins
-  const std::string why = absl::StrCat(
-      "rank ", rank_, ": ", reason.ok() ? std::string("aborted without a reason") : reason.ToString());
+  const std::string why =
+      absl::StrCat("rank ", world_rank_, ": ",
+                   reason.ok() ? std::string("aborted without a reason") : reason.ToString());
   abort_status_ = absl::AbortedError(absl::StrCat("communicator aborted: ", why));
-  // Tell every other rank; the notices complete whenever they are received (or never, if a peer
-  // is gone: they are released with the communicator).
+  // Tell every other rank once; the notices complete whenever they are received (or never, if a
+  // peer is gone: they are released with the fabric).
   auto notice = std::make_shared<const std::string>(why);
   orphan_texts_.push_back(notice);
-  const std::string& text = *notice;
-  for (int peer = 0; peer < size_; ++peer) {
-    if (peer == rank_) continue;
+  std::vector<int> told;
+  for (int w : endpoint_to_world_) {
+    if (w == world_rank_ || std::find(told.begin(), told.end(), w) != told.end()) continue;
+    told.push_back(w);
     MPI_Request request;
-    if (MPI_Isend(text.data(), static_cast<int>(text.size()), MPI_CHAR, peer, kAbortTag,
+    if (MPI_Isend(notice->data(), static_cast<int>(notice->size()), MPI_CHAR, w, kAbortTag,
                   CommOf(comm_), &request) == MPI_SUCCESS) {
       RequestsOf(orphans_).push_back(request);
     }
   }
 }
 
-absl::Status MpiCommunicator::WaitAll(void* requests_ptr, absl::Time deadline,
-                                      const std::string& what, std::vector<Tensor> keep_alive) {
+absl::Status MpiFabric::WaitAll(void* requests_ptr, absl::Time deadline, const std::string& what,
+                                std::vector<Tensor> keep_alive) {
   std::vector<MPI_Request>& requests = RequestsOf(requests_ptr);
   auto sleep = std::chrono::microseconds(10);
   while (true) {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      std::lock_guard<std::mutex> lock(MpiLock());
       int done = 0;
       if (int rc = MPI_Testall(static_cast<int>(requests.size()), requests.data(), &done,
                                MPI_STATUSES_IGNORE);
           rc != MPI_SUCCESS) {
-        return absl::Status(MpiStatus(rc, "MPI_Testall").code(),
-                            absl::StrCat(what, ": ", MpiErrorString(rc)));
+        return absl::InternalError(absl::StrCat(what, ": ", MpiErrorString(rc)));
       }
       if (done) return absl::OkStatus();
       const bool aborted = PollAbortLocked();
       if (aborted || absl::Now() >= deadline) {
-        // Give up: receives are cancelled; anything MPI may still touch stays alive until the
-        // communicator goes away.
+        // Give up: unfinished requests are cancelled, and anything MPI may still touch stays
+        // alive until the fabric goes away.
         for (MPI_Request& r : requests) {
           if (r != MPI_REQUEST_NULL) {
             MPI_Cancel(&r);
@@ -322,16 +377,50 @@ absl::Status MpiCommunicator::WaitAll(void* requests_ptr, absl::Time deadline,
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// MpiCommunicator
+
+absl::StatusOr<std::unique_ptr<MpiCommunicator>> MpiCommunicator::Create(
+    const MpiRuntime& runtime) {
+  std::vector<int> identity(static_cast<size_t>(runtime.size()));
+  for (int r = 0; r < runtime.size(); ++r) identity[r] = r;
+  absl::StatusOr<std::unique_ptr<MpiFabric>> fabric = MpiFabric::Create(runtime, identity);
+  if (!fabric.ok()) return fabric.status();
+  MpiFabric* f = fabric->get();
+  std::unique_ptr<MpiCommunicator> mine = std::move(f->endpoints_[runtime.rank()]);
+  mine->owned_fabric_ = std::move(*fabric);
+  return mine;
+}
+
+MpiCommunicator::~MpiCommunicator() = default;
+
+int MpiCommunicator::size() const { return fabric_->size(); }
+void MpiCommunicator::Abort(const absl::Status& reason) { fabric_->Abort(reason); }
+absl::Status MpiCommunicator::abort_status() const { return fabric_->abort_status(); }
+
+absl::Status MpiCommunicator::CheckPeer(int peer, const char* what) const {
+  if (peer < 0 || peer >= size()) {
+    return absl::InvalidArgumentError(absl::StrCat(what, " on rank ", endpoint_, ": peer ", peer,
+                                                   " out of range [0, ", size(), ")"));
+  }
+  if (peer == endpoint_) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, " on rank ", endpoint_, ": peer is this rank itself"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status MpiCommunicator::Send(const TensorGroup& group, int peer, absl::Duration timeout) {
   if (absl::Status s = CheckPeer(peer, "Send"); !s.ok()) return s;
-  const std::string where = absl::StrCat("Send from rank ", rank_, " to rank ", peer,
+  const std::string where = absl::StrCat("Send from rank ", endpoint_, " to rank ", peer,
                                          ", micro-batch ", group.microbatch);
   if (absl::Status s = CheckNamedTensors(group.tensors, where); !s.ok()) return s;
   if (group.end_of_stream && !group.tensors.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(
         where, ": an end-of-stream marker carries no tensors, got ", group.tensors.size()));
   }
-  Header header;
+  MpiFabric& f = *fabric_;
+  MpiFabric::Header header;
   header.microbatch = group.microbatch;
   header.end_of_stream = group.end_of_stream;
   std::vector<Tensor> keep_alive;
@@ -340,34 +429,39 @@ absl::Status MpiCommunicator::Send(const TensorGroup& group, int peer, absl::Dur
     header.payload += static_cast<int64_t>(t.bytes());
     keep_alive.push_back(t);
   }
-  auto encoded = std::make_shared<std::string>(header.Encode());
+  auto encoded = std::make_shared<const std::string>(header.Encode());
+  const int world_peer = f.endpoint_to_world_[peer];
   std::vector<MPI_Request> requests;
   {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (PollAbortLocked()) return abort_status_;
-    MPI_Request r;
-    if (int rc = MPI_Isend(encoded->data(), static_cast<int>(encoded->size()), MPI_BYTE, peer,
-                           kHeaderTag, CommOf(comm_), &r);
-        rc != MPI_SUCCESS) {
-      return MpiStatus(rc, "MPI_Isend");
-    }
-    requests.push_back(r);
-    for (const auto& [name, t] : group.tensors) {
-      if (int rc = MPI_Isend(t.raw_data(), static_cast<int>(t.bytes()), MPI_BYTE, peer, kDataTag,
-                             CommOf(comm_), &r);
+    std::lock_guard<std::mutex> lock(MpiLock());
+    if (f.PollAbortLocked()) return f.abort_status_;
+    auto post = [&](const void* data, size_t bytes, int tag) -> absl::Status {
+      MPI_Request r;
+      if (int rc = MPI_Isend(data, static_cast<int>(bytes), MPI_BYTE, world_peer, tag,
+                             CommOf(f.comm_), &r);
           rc != MPI_SUCCESS) {
-        for (MPI_Request& q : requests) RequestsOf(orphans_).push_back(q);
-        orphan_texts_.push_back(encoded);
-        for (Tensor& k : keep_alive) orphan_tensors_.push_back(k);
+        for (MPI_Request& q : requests) RequestsOf(f.orphans_).push_back(q);
+        f.orphan_texts_.push_back(encoded);
+        for (Tensor& k : keep_alive) f.orphan_tensors_.push_back(k);
         return MpiStatus(rc, "MPI_Isend");
       }
       requests.push_back(r);
+      return absl::OkStatus();
+    };
+    if (absl::Status s = post(encoded->data(), encoded->size(), f.HeaderTag(endpoint_, peer));
+        !s.ok()) {
+      return s;
+    }
+    for (const auto& [name, t] : group.tensors) {
+      if (absl::Status s = post(t.raw_data(), t.bytes(), f.DataTag(endpoint_, peer)); !s.ok()) {
+        return s;
+      }
     }
   }
-  absl::Status status = WaitAll(&requests, absl::Now() + timeout, where, keep_alive);
+  absl::Status status = f.WaitAll(&requests, absl::Now() + timeout, where, keep_alive);
   if (!status.ok()) {
-    std::lock_guard<std::mutex> lock(mu_);
-    orphan_texts_.push_back(encoded);  // MPI may still read the header buffer
+    std::lock_guard<std::mutex> lock(MpiLock());
+    f.orphan_texts_.push_back(encoded);  // MPI may still read the header
     return status;
   }
   bytes_sent_.fetch_add(header.payload, std::memory_order_relaxed);
@@ -378,28 +472,32 @@ absl::Status MpiCommunicator::Recv(int peer, MicroBatchId microbatch, NamedTenso
                                    absl::Duration timeout) {
   if (absl::Status s = CheckPeer(peer, "Recv"); !s.ok()) return s;
   const std::string where =
-      absl::StrCat("Recv on rank ", rank_, " from rank ", peer, ", micro-batch ", microbatch);
+      absl::StrCat("Recv on rank ", endpoint_, " from rank ", peer, ", micro-batch ", microbatch);
   if (into == nullptr) return absl::InvalidArgumentError(absl::StrCat(where, ": `into` is null"));
   if (absl::Status s = CheckNamedTensors(*into, where); !s.ok()) return s;
+  MpiFabric& f = *fabric_;
   const absl::Time deadline = absl::Now() + timeout;
+  const int world_peer = f.endpoint_to_world_[peer];
+  const std::pair<int, int> pair(peer, endpoint_);
 
   // 1. The header: one left over from a failed Recv, or the next from the wire.
-  std::shared_ptr<Header> header;
+  std::shared_ptr<MpiFabric::Header> header;
   auto sleep = std::chrono::microseconds(10);
   while (header == nullptr) {
     {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (PollAbortLocked()) return abort_status_;
-      auto it = pending_headers_.find(peer);
-      if (it != pending_headers_.end()) {
+      std::lock_guard<std::mutex> lock(MpiLock());
+      if (f.PollAbortLocked()) return f.abort_status_;
+      auto it = f.pending_headers_.find(pair);
+      if (it != f.pending_headers_.end()) {
         header = it->second;
-        pending_headers_.erase(it);
+        f.pending_headers_.erase(it);
         break;
       }
       int flag = 0;
       MPI_Message message;
       MPI_Status status;
-      if (int rc = MPI_Improbe(peer, kHeaderTag, CommOf(comm_), &flag, &message, &status);
+      if (int rc = MPI_Improbe(world_peer, f.HeaderTag(peer, endpoint_), CommOf(f.comm_), &flag,
+                               &message, &status);
           rc != MPI_SUCCESS) {
         return MpiStatus(rc, "MPI_Improbe");
       }
@@ -411,9 +509,9 @@ absl::Status MpiCommunicator::Recv(int peer, MicroBatchId microbatch, NamedTenso
             rc != MPI_SUCCESS) {
           return MpiStatus(rc, "MPI_Mrecv");
         }
-        absl::StatusOr<Header> decoded = Header::Decode(bytes, where);
+        absl::StatusOr<MpiFabric::Header> decoded = MpiFabric::Header::Decode(bytes, where);
         if (!decoded.ok()) return decoded.status();
-        header = std::make_shared<Header>(*std::move(decoded));
+        header = std::make_shared<MpiFabric::Header>(*std::move(decoded));
         break;
       }
     }
@@ -427,13 +525,13 @@ absl::Status MpiCommunicator::Recv(int peer, MicroBatchId microbatch, NamedTenso
 
   if (header->end_of_stream) {
     return absl::OutOfRangeError(absl::StrCat("end of stream from rank ", peer, " on rank ",
-                                              rank_, " (after micro-batch ",
+                                              endpoint_, " (after micro-batch ",
                                               header->microbatch - 1, ")"));
   }
   // 2. Validate before touching `into`; a mismatch leaves the message for the next Recv.
   auto keep = [&](absl::Status error) {
-    std::lock_guard<std::mutex> lock(mu_);
-    pending_headers_[peer] = header;
+    std::lock_guard<std::mutex> lock(MpiLock());
+    f.pending_headers_[pair] = header;
     return error;
   };
   if (header->microbatch != microbatch) {
@@ -444,7 +542,7 @@ absl::Status MpiCommunicator::Recv(int peer, MicroBatchId microbatch, NamedTenso
   absl::flat_hash_map<std::string, Tensor*> wanted;
   for (auto& [name, t] : *into) wanted[name] = &t;
   std::vector<Tensor*> targets;
-  for (const Header::Meta& m : header->tensors) {
+  for (const MpiFabric::Header::Meta& m : header->tensors) {
     auto it = wanted.find(m.name);
     if (it == wanted.end()) {
       return keep(absl::FailedPreconditionError(
@@ -452,16 +550,16 @@ absl::Status MpiCommunicator::Recv(int peer, MicroBatchId microbatch, NamedTenso
     }
     const Tensor& t = *it->second;
     if (t.dtype() != m.dtype || t.shape() != m.shape || t.layout() != m.layout) {
-      return keep(absl::FailedPreconditionError(absl::StrCat(
-          where, ": tensor '", m.name, "': expected ", t.DebugString(), ", got ",
-          DTypeName(m.dtype), ShapeToString(m.shape))));
+      return keep(absl::FailedPreconditionError(
+          absl::StrCat(where, ": tensor '", m.name, "': expected ", t.DebugString(), ", got ",
+                       DTypeName(m.dtype), ShapeToString(m.shape))));
     }
     targets.push_back(it->second);
   }
   if (targets.size() != into->size()) {
     for (const auto& [name, t] : *into) {
       bool sent = false;
-      for (const Header::Meta& m : header->tensors) sent = sent || m.name == name;
+      for (const MpiFabric::Header::Meta& m : header->tensors) sent = sent || m.name == name;
       if (!sent) {
         return keep(absl::FailedPreconditionError(
             absl::StrCat(where, ": tensor '", name, "' expected but not sent")));
@@ -472,19 +570,25 @@ absl::Status MpiCommunicator::Recv(int peer, MicroBatchId microbatch, NamedTenso
   std::vector<MPI_Request> requests;
   std::vector<Tensor> keep_alive;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::mutex> lock(MpiLock());
     for (Tensor* t : targets) {
       MPI_Request r;
-      if (int rc = MPI_Irecv(t->raw_data(), static_cast<int>(t->bytes()), MPI_BYTE, peer,
-                             kDataTag, CommOf(comm_), &r);
+      if (int rc = MPI_Irecv(t->raw_data(), static_cast<int>(t->bytes()), MPI_BYTE, world_peer,
+                             f.DataTag(peer, endpoint_), CommOf(f.comm_), &r);
           rc != MPI_SUCCESS) {
+        for (MPI_Request& q : requests) {
+          MPI_Cancel(&q);
+          RequestsOf(f.orphans_).push_back(q);
+        }
+        for (Tensor& k : keep_alive) f.orphan_tensors_.push_back(k);
+        f.orphan_tensors_.push_back(*t);
         return MpiStatus(rc, "MPI_Irecv");
       }
       requests.push_back(r);
       keep_alive.push_back(*t);
     }
   }
-  absl::Status status = WaitAll(&requests, deadline, where, std::move(keep_alive));
+  absl::Status status = f.WaitAll(&requests, deadline, where, std::move(keep_alive));
   if (!status.ok()) return status;
   bytes_received_.fetch_add(header->payload, std::memory_order_relaxed);
   return absl::OkStatus();

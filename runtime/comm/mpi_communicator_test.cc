@@ -9,6 +9,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -165,6 +166,70 @@ TEST_F(MpiTest, RejectsBadArguments) {
   EXPECT_EQ(comm_->Recv(-1, 0, &in, kLong).code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(comm_->Recv((rank_ + 1) % 3, 0, nullptr, kLong).code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+// A fabric of 4 endpoints on 3 ranks: endpoint e on rank e, and endpoint 3 (a pipeline's host) on
+// rank 0 beside endpoint 0. The host feeds endpoint 0 (same process, still MPI) and endpoint 2,
+// 0 -> 1, and 1 and 2 report back to the host. Each endpoint runs on its own thread.
+TEST_F(MpiTest, FabricWithTwoEndpointsOnOneRank) {
+  auto fabric = MpiFabric::Create(*g_runtime, {0, 1, 2, 0});
+  ASSERT_TRUE(fabric.ok()) << fabric.status();
+  MpiFabric& f = **fabric;
+  EXPECT_EQ(f.size(), 4);
+  for (int e = 0; e < 4; ++e) {
+    EXPECT_EQ(f.endpoint(e) != nullptr, f.world_rank_of(e) == rank_) << "endpoint " << e;
+  }
+  constexpr int kMicrobatches = 6;
+  auto value = [](int from, MicroBatchId mb) { return static_cast<float>(from * 100 + mb); };
+  auto one = [](float v) { return Tensor::FromFloats({1}, {v}); };
+  auto expect = [&](Communicator* c, int from, MicroBatchId mb, float v) {
+    NamedTensors in = {{"v", Tensor(DType::kFloat32, {1})}};
+    ASSERT_TRUE(c->Recv(from, mb, &in, kLong).ok()) << "from " << from << " mb " << mb;
+    EXPECT_EQ(in[0].second.data<float>()[0], v);
+  };
+  std::vector<std::thread> threads;
+  if (rank_ == 0) {
+    threads.emplace_back([&] {  // the host
+      Communicator* host = f.endpoint(3);
+      for (MicroBatchId mb = 0; mb < kMicrobatches; ++mb) {
+        ASSERT_TRUE(host->Send({mb, {{"v", one(value(3, mb))}}}, 0, kLong).ok());
+        ASSERT_TRUE(host->Send({mb, {{"v", one(value(3, mb) + 0.5f)}}}, 2, kLong).ok());
+      }
+      for (MicroBatchId mb = 0; mb < kMicrobatches; ++mb) {
+        expect(host, 1, mb, value(3, mb) + 1);
+        expect(host, 2, mb, value(3, mb) + 0.5f + 2);
+      }
+    });
+    threads.emplace_back([&] {  // endpoint 0: +1, to endpoint 1
+      Communicator* c = f.endpoint(0);
+      for (MicroBatchId mb = 0; mb < kMicrobatches; ++mb) {
+        NamedTensors in = {{"v", Tensor(DType::kFloat32, {1})}};
+        ASSERT_TRUE(c->Recv(3, mb, &in, kLong).ok());
+        ASSERT_TRUE(c->Send({mb, {{"v", one(in[0].second.data<float>()[0] + 1)}}}, 1, kLong).ok());
+      }
+    });
+  } else if (rank_ == 1) {  // forwards to the host
+    Communicator* c = f.endpoint(1);
+    for (MicroBatchId mb = 0; mb < kMicrobatches; ++mb) {
+      NamedTensors in = {{"v", Tensor(DType::kFloat32, {1})}};
+      ASSERT_TRUE(c->Recv(0, mb, &in, kLong).ok());
+      ASSERT_TRUE(c->Send({mb, {{"v", in[0].second}}}, 3, kLong).ok());
+    }
+  } else {  // +2, back to the host
+    Communicator* c = f.endpoint(2);
+    for (MicroBatchId mb = 0; mb < kMicrobatches; ++mb) {
+      NamedTensors in = {{"v", Tensor(DType::kFloat32, {1})}};
+      ASSERT_TRUE(c->Recv(3, mb, &in, kLong).ok());
+      ASSERT_TRUE(c->Send({mb, {{"v", one(in[0].second.data<float>()[0] + 2)}}}, 3, kLong).ok());
+    }
+  }
+  for (std::thread& t : threads) t.join();
+}
+
+TEST_F(MpiTest, FabricRejectsBadMaps) {
+  EXPECT_EQ(MpiFabric::Create(*g_runtime, {}).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(MpiFabric::Create(*g_runtime, {0, 3}).status().code(),
+            absl::StatusCode::kInvalidArgument);  // the job has ranks 0..2
 }
 
 }  // namespace
