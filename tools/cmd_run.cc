@@ -7,6 +7,7 @@
 #include "absl/strings/str_format.h"
 #include "base/status_macros.h"
 #include "runtime/artifact_io.h"
+#include "runtime/comm/mpi_communicator.h"
 #include "runtime/device.h"
 #include "runtime/npy.h"
 #include "runtime/pipeline/pipeline.h"
@@ -60,11 +61,23 @@ absl::StatusOr<Tensor> StreamRun(Pipeline& p, const Tensor& input, int64_t count
   return last;
 }
 
-// Every mode through runtime/pipeline: micro-batches, stats and an optional trace.
+// Under MPI a failure on any rank ends the whole job (MPI_Abort) after printing which rank failed
+// and why; otherwise the usual error exit.
+int Fail(const MpiRuntime* mpi, const absl::Status& status) {
+  if (mpi == nullptr) return ReportError(status);
+  MpiRuntime::AbortJob(absl::StrCat("error: rank ", mpi->rank(), ": ", status.message()),
+                       kExitError);
+}
+
+// Every mode through runtime/pipeline: micro-batches, stats and an optional trace. With `mpi`
+// (launched by mpirun/srun) each rank runs one stage; rank 0 drives and reports.
 int RunPipelined(const FlagSet& flags, Mode mode, const Model& model,
-                 const std::vector<DeviceSpec>& devices, const Tensor& input) {
+                 const std::vector<DeviceSpec>& devices, const Tensor& input,
+                 const MpiRuntime* mpi) {
   PipelineOptions options;
   options.mode = mode;
+  options.mpi = mpi;
+  const bool serving = mpi != nullptr && mpi->rank() != 0;
   options.devices = devices;
   options.stages = static_cast<int>(flags.GetInt("stages"));
   options.replicas = static_cast<int>(flags.GetInt("replicas"));
@@ -80,21 +93,39 @@ int RunPipelined(const FlagSet& flags, Mode mode, const Model& model,
   if (microbatch == 0) microbatch = options.plan != nullptr ? plan.microbatch() : 1;
   options.microbatch = static_cast<int>(microbatch);
   auto pipeline = Pipeline::Create(model, input.dim(2), options);
-  if (!pipeline.ok()) return ReportError(pipeline.status());
+  if (!pipeline.ok()) return Fail(mpi, pipeline.status());
   Pipeline& p = **pipeline;
+  if (serving) {
+    // One stream per stream rank 0 opens: its warm-up and timed runs, or its one open stream.
+    const int64_t streams = flags.GetInt("stream") > 0
+                                ? 1
+                                : flags.GetInt("warmup") + flags.GetInt("repeats");
+    for (int64_t i = 0; i < streams; ++i) {
+      if (absl::Status s = p.Serve(); !s.ok()) return Fail(mpi, s);
+    }
+    return kExitOk;
+  }
+  if (mpi != nullptr) {
+    std::cout << "MPI: " << mpi->size() << " ranks, one stage each; rank 0 feeds and collects\n";
+  }
   std::cout << "yolopipe run: " << model.source << ", mode " << ModeName(mode) << ", "
             << p.num_replicas() << " replica(s) x " << p.num_stages() << " stage(s), micro-batch "
             << p.microbatch() << ", input " << ShapeToString(input.shape()) << "\n";
   for (int r = 0; r < p.num_replicas(); ++r) {
     for (int s = 0; s < p.num_stages(); ++s) {
+      const int d = p.topology().DeviceIndex(r, s);
+      const std::string where = mpi == nullptr ? p.device(r, s).ToString()
+                                : d == mpi->rank() ? absl::StrCat("MPI rank ", d, ", ",
+                                                                  p.device(r, s).ToString())
+                                                   : absl::StrCat("MPI rank ", d);
       std::cout << absl::StrFormat("  replica %d stage %d on %s: %d nodes (%s .. %s)\n", r, s,
-                                   p.device(r, s).ToString(), p.stage_nodes()[s].size(),
+                                   where, p.stage_nodes()[s].size(),
                                    p.stage_nodes()[s].front(), p.stage_nodes()[s].back());
     }
   }
   const int64_t repeats = flags.GetInt("repeats"), warmup = flags.GetInt("warmup");
   for (int64_t i = 0; i < warmup; ++i) {
-    if (auto r = p.Run(input); !r.ok()) return ReportError(r.status());
+    if (auto r = p.Run(input); !r.ok()) return Fail(mpi, r.status());
   }
   std::unique_ptr<TraceWriter> trace;
   absl::StatusOr<Tensor> output;
@@ -104,13 +135,13 @@ int RunPipelined(const FlagSet& flags, Mode mode, const Model& model,
     // Open-stream mode: micro-batches cut from the input, cycled, pushed continuously.
     if (!flags.GetString("trace").empty()) trace = std::make_unique<TraceWriter>();
     output = StreamRun(p, input, stream_mbs, &stats, trace.get());
-    if (!output.ok()) return ReportError(output.status());
+    if (!output.ok()) return Fail(mpi, output.status());
   }
   for (int64_t i = 0; stream_mbs == 0 && i < repeats; ++i) {
     // The trace records the last timed run only.
     if (i == repeats - 1 && !flags.GetString("trace").empty()) trace = std::make_unique<TraceWriter>();
     output = p.Run(input, &stats, trace.get());
-    if (!output.ok()) return ReportError(output.status());
+    if (!output.ok()) return Fail(mpi, output.status());
   }
   std::cout << absl::StrFormat(
       "%d images in %.1f ms (%d micro-batches%s): %.2f img/s\n", stats.images,
@@ -119,13 +150,19 @@ int RunPipelined(const FlagSet& flags, Mode mode, const Model& model,
   std::cout << absl::StrFormat("latency per micro-batch: p50 %.2f ms, p99 %.2f ms\n",
                                stats.latency_p50_ms, stats.latency_p99_ms);
   for (size_t i = 0; i < stats.stage_busy_fraction.size(); ++i) {
+    if (mpi != nullptr && static_cast<int>(i) != mpi->rank()) {
+      std::cout << absl::StrFormat("  replica %d stage %d on MPI rank %d\n", i / p.num_stages(),
+                                   i % p.num_stages(), i);
+      continue;
+    }
     std::cout << absl::StrFormat("  replica %d stage %d busy %.1f%%, peak memory %s\n",
                                  i / p.num_stages(), i % p.num_stages(),
                                  100.0 * stats.stage_busy_fraction[i],
                                  FormatBytes(static_cast<double>(stats.stage_peak_bytes[i])));
   }
-  std::cout << absl::StrFormat("bubble %.1f%%, bytes moved %s\n", 100.0 * stats.bubble_fraction,
-                               FormatBytes(static_cast<double>(stats.bytes_moved)));
+  std::cout << absl::StrFormat("bubble %.1f%%, bytes moved %s%s\n", 100.0 * stats.bubble_fraction,
+                               FormatBytes(static_cast<double>(stats.bytes_moved)),
+                               mpi != nullptr ? " (rank 0's stages only)" : "");
   std::cout << "output " << ShapeToString(output->shape()) << "\n";
   if (trace != nullptr) {
     if (absl::Status s = trace->WriteFile(flags.GetString("trace")); !s.ok()) return ReportError(s);
@@ -232,7 +269,16 @@ int RunCommand(const std::vector<std::string>& args) {
     input = SyntheticInput(*shape, static_cast<uint64_t>(flags.GetInt("input_seed")));
   }
 
-  if (pipelined) return RunPipelined(flags, *mode, *model, *devices, input);
+  if (pipelined) {
+    // Started by mpirun/srun: one rank per stage (see PipelineOptions::mpi).
+    std::unique_ptr<MpiRuntime> mpi;
+    if (MpiRuntime::LaunchedByMpi()) {
+      auto runtime = MpiRuntime::Init(nullptr, nullptr);
+      if (!runtime.ok()) return ReportError(runtime.status());
+      mpi = std::move(*runtime);
+    }
+    return RunPipelined(flags, *mode, *model, *devices, input, mpi.get());
+  }
 
   SessionOptions options;
   options.device = (*devices)[0];

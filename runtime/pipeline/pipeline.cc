@@ -20,6 +20,7 @@
 #include "graph/fingerprint.h"
 #include "graph/prepare.h"
 #include "runtime/comm/local_communicator.h"
+#include "runtime/comm/mpi_communicator.h"
 #include "runtime/pipeline/handoff_queue.h"
 #include "runtime/planner/plan_check.h"
 #include "runtime/planner/planner.h"
@@ -103,6 +104,8 @@ const DeviceSpec& Pipeline::device(int replica, int stage) const {
 absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(const Model& model, int64_t imgsz,
                                                            const PipelineOptions& options) {
   if (options.devices.empty()) return absl::InvalidArgumentError("no devices given");
+  const int world_size = options.mpi != nullptr ? options.mpi->size() : 1;
+  const int world_rank = options.mpi != nullptr ? options.mpi->rank() : 0;
   for (const DeviceSpec& d : options.devices) {
     if (d.kind != DeviceKind::kCpu) {
       return absl::InvalidArgumentError(
@@ -160,7 +163,15 @@ absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(const Model& model, i
       } else {
         K = options.stages != 0 ? options.stages : num_devices / R;
       }
-      if (K < 1 || R * K != num_devices) {
+      if (options.mpi != nullptr) {
+        // One rank per stage: the job's size fixes the device count.
+        if (plan == nullptr && options.stages == 0) K = world_size / R;
+        if (K < 1 || R * K != world_size) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              ModeName(options.mode), " mode with ", R, " replica(s) of ", K,
+              " stage(s) needs ", R * K, " MPI ranks (one per stage), got ", world_size));
+        }
+      } else if (K < 1 || R * K != num_devices) {
         return absl::InvalidArgumentError(absl::StrCat(
             ModeName(options.mode), " mode with ", R, " replica(s) of ", K,
             " stage(s) needs ", R * K, " devices, got ", num_devices));
@@ -183,13 +194,42 @@ absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(const Model& model, i
   if (out_value == nullptr) return absl::InternalError("prepared graph output has no value");
   p->output_mb_shape_ = out_value->shape;
 
+  if (options.mpi != nullptr && (options.mode == Mode::kSingle || options.mode == Mode::kData) &&
+      R * K != world_size) {
+    return absl::InvalidArgumentError(absl::StrCat(ModeName(options.mode), " mode under MPI needs ",
+                                                   R * K, " rank(s), got ", world_size));
+  }
   if (K == 1) {
     std::vector<std::string> all;
     for (const Node& n : prepared.nodes()) all.push_back(n.name);
     p->stage_nodes_ = {all};
   } else {
     proto::Plan made;
-    if (plan == nullptr) {
+    if (options.mpi != nullptr) {
+      // Every rank must cut the model the same way: rank 0's plan (given, or made on the spot on
+      // its device alone) is broadcast.
+      std::string bytes;
+      if (world_rank == 0) {
+        if (plan == nullptr) {
+          auto quick = MakeQuickPlan(model, imgsz, {options.devices[0]}, options.microbatch, K,
+                                     /*replicas=*/1, /*batch=*/options.microbatch);
+          if (quick.ok()) made = *std::move(quick);
+          // A failure still broadcasts (an empty plan) so the other ranks do not wait forever.
+        } else {
+          made = *plan;
+        }
+        bytes = made.SerializeAsString();
+      }
+      YP_RETURN_IF_ERROR(options.mpi->Broadcast(&bytes, 0));
+      if (world_rank != 0 && !made.ParseFromString(bytes)) {
+        return absl::DataLossError("the plan broadcast from rank 0 does not parse");
+      }
+      if (made.stages_size() < K) {
+        return absl::FailedPreconditionError(
+            "rank 0 could not make or read a plan (see its error)");
+      }
+      plan = &made;
+    } else if (plan == nullptr) {
       // Plan on the spot (see the header).
       YP_ASSIGN_OR_RETURN(made, MakeQuickPlan(model, imgsz, options.devices,
                                               options.microbatch, K, /*replicas=*/1,
@@ -209,11 +249,20 @@ absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(const Model& model, i
     for (int s = 0; s < K; ++s) {
       Stage stage;
       stage.graph = stage_graphs[s];
-      stage.device = options.devices[p->topology_.DeviceIndex(r, s)];
-      ExecutorOptions eo;
-      eo.backend = ops::Backend::kCpu;
-      eo.num_threads = std::max(1, stage.device.num_threads);
-      YP_ASSIGN_OR_RETURN(stage.executor, Executor::Create(stage.graph.graph, eo));
+      const int d = p->topology_.DeviceIndex(r, s);
+      if (options.mpi == nullptr) {
+        stage.device = options.devices[d];
+      } else {
+        // This rank runs stage d only; on a host, rank i takes the i-th local device.
+        stage.local = d == world_rank;
+        stage.device = options.devices[options.mpi->local_rank() % num_devices];
+      }
+      if (stage.local) {
+        ExecutorOptions eo;
+        eo.backend = ops::Backend::kCpu;
+        eo.num_threads = std::max(1, stage.device.num_threads);
+        YP_ASSIGN_OR_RETURN(stage.executor, Executor::Create(stage.graph.graph, eo));
+      }
       p->replicas_[r].push_back(std::move(stage));
     }
   }
@@ -275,6 +324,7 @@ struct StreamState {
     std::atomic<int64_t> peak_output_bytes{0};
     std::atomic<int64_t> received{-1}, computed{-1}, sent{-1};  // last micro-batch of each thread
     bool reads_input = false;  // receives the model input from the host
+    bool local = true;         // runs in this process (false: another MPI rank's)
   };
 
   Pipeline* pipeline = nullptr;
@@ -284,7 +334,8 @@ struct StreamState {
   absl::Duration timeout;
   TraceWriter* trace = nullptr;
   Clock::time_point origin;
-  std::vector<std::unique_ptr<LocalFabric>> fabrics;
+  std::vector<std::unique_ptr<Fabric>> fabrics;  // one per replica
+  bool is_host = true;  // this process holds the host endpoint (always, without MPI)
   std::vector<std::vector<std::unique_ptr<StageRun>>> stages;  // [replica][stage]
   std::vector<std::vector<int>> input_readers;                 // [replica] -> stages
   std::vector<std::thread> threads;
@@ -357,7 +408,7 @@ struct StreamState {
 void StreamState::Receiver(int r, int s) {
   StageRun& st = *stages[r][s];
   PinCurrentThread(pipeline->device(r, s));
-  LocalCommunicator* comm = fabrics[r]->endpoint(s);
+  Communicator* comm = fabrics[r]->endpoint(s);
   for (int64_t id = topology.FirstMicrobatch(r);; id = topology.NextMicrobatch(id)) {
     std::optional<int> slot_index = st.free_slots->Pop();
     if (!slot_index) return;  // aborted
@@ -462,7 +513,7 @@ void StreamState::Sender(int r, int s) {
   StageRun& st = *stages[r][s];
   const StageGraph& sg = pipeline->replicas_[r][s].graph;
   PinCurrentThread(pipeline->device(r, s));
-  LocalCommunicator* comm = fabrics[r]->endpoint(s);
+  Communicator* comm = fabrics[r]->endpoint(s);
   while (true) {
     std::optional<Outgoing> item = st.outgoing->Pop();
     if (!item) return;
@@ -501,7 +552,7 @@ void StreamState::Sender(int r, int s) {
 }
 
 void StreamState::Collector(int r) {
-  LocalCommunicator* comm = fabrics[r]->endpoint(topology.host_rank());
+  Communicator* comm = fabrics[r]->endpoint(topology.host_rank());
   // Producing stage -> the model outputs it sends to the host (names and descs).
   std::map<int, std::vector<std::string>> names;
   for (int s = 0; s < K; ++s) {
@@ -592,6 +643,11 @@ std::string StreamState::Positions() const {
 void StreamState::Watchdog() {
   const int64_t limit_ns = absl::ToInt64Nanoseconds(timeout);
   std::unique_lock<std::mutex> lock(mu);
+  // Only the host knows what is inside the pipeline; other ranks learn of a stall from its abort.
+  if (!is_host) {
+    cv.wait(lock, [this] { return stop_watchdog; });
+    return;
+  }
   while (!stop_watchdog) {
     cv.wait_for(lock, std::chrono::milliseconds(100));
     if (stop_watchdog || !failure.ok()) continue;
@@ -625,6 +681,10 @@ int PipelineStream::microbatch() const { return state_->microbatch; }
 
 absl::Status PipelineStream::Push(const Tensor& images, bool share) {
   StreamState& st = *state_;
+  if (!st.is_host) {
+    return absl::FailedPreconditionError(
+        "this MPI rank serves its stages; inputs are pushed on rank 0");
+  }
   const Shape& mb = st.pipeline->mb_shape_;
   if (!images.defined() || images.dtype() != DType::kFloat32 || images.rank() != 4 ||
       images.layout() != Layout::kPlain || images.dim(1) != mb[1] || images.dim(2) != mb[2] ||
@@ -661,7 +721,7 @@ absl::Status PipelineStream::Push(const Tensor& images, bool share) {
     share = true;  // nobody else holds the padded copy
   }
   const int r = st.topology.ReplicaOf(id);
-  LocalCommunicator* comm = st.fabrics[r]->endpoint(st.topology.host_rank());
+  Communicator* comm = st.fabrics[r]->endpoint(st.topology.host_rank());
   for (int s : st.input_readers[r]) {
     TensorGroup group;
     group.microbatch = id;
@@ -679,6 +739,10 @@ absl::Status PipelineStream::Push(const Tensor& images, bool share) {
 
 absl::StatusOr<Tensor> PipelineStream::Pop() {
   StreamState& st = *state_;
+  if (!st.is_host) {
+    return absl::FailedPreconditionError(
+        "this MPI rank serves its stages; outputs are popped on rank 0");
+  }
   std::lock_guard<std::mutex> pop_lock(st.pop_mu);
   std::unique_lock<std::mutex> lock(st.mu);
   st.cv.wait(lock, [&st] {
@@ -708,6 +772,7 @@ absl::StatusOr<Tensor> PipelineStream::Pop() {
 
 void PipelineStream::CloseInput() {
   StreamState& st = *state_;
+  if (!st.is_host) return;  // the host's rank ends the stream
   std::lock_guard<std::mutex> push_lock(st.push_mu);
   int64_t next;
   {
@@ -723,7 +788,7 @@ void PipelineStream::CloseInput() {
   }
   st.cv.notify_all();
   for (int r = 0; r < st.R; ++r) {
-    LocalCommunicator* comm = st.fabrics[r]->endpoint(st.topology.host_rank());
+    Communicator* comm = st.fabrics[r]->endpoint(st.topology.host_rank());
     for (int s : st.input_readers[r]) {
       TensorGroup end;
       end.microbatch = next;
@@ -781,19 +846,28 @@ absl::Status PipelineStream::Finish(PipelineStats* stats) {
     for (int r = 0; r < R; ++r) {
       for (int s = 0; s < K; ++s) {
         const StreamState::StageRun& sr = *st.stages[r][s];
-        const double f = wall_us > 0 ? sr.busy_us / wall_us : 0.0;
+        const double f = wall_us > 0 ? sr.busy_us / wall_us : 0.0;  // 0 for other ranks' stages
         stats->stage_busy_fraction.push_back(f);
         sum += f;
         stats->stage_peak_bytes.push_back(sr.fixed_bytes + sr.peak_output_bytes.load() +
                                           st.fabrics[r]->peak_queued_bytes(s));
       }
     }
-    stats->bubble_fraction = 1.0 - sum / static_cast<double>(R * K);
+    // Over this process's stages (all of them, unless other MPI ranks run some).
+    int local = 0;
+    for (int r = 0; r < R; ++r) {
+      for (int s = 0; s < K; ++s) local += st.stages[r][s]->local ? 1 : 0;
+    }
+    stats->bubble_fraction = local > 0 ? 1.0 - sum / static_cast<double>(local) : 0.0;
     int64_t moved = 0;
     for (auto& f : st.fabrics) {
-      for (int s = 0; s < K; ++s) moved += f->endpoint(s)->bytes_received();
+      for (int s = 0; s < K; ++s) {
+        if (f->endpoint(s) != nullptr) moved += f->endpoint(s)->bytes_received();
+      }
       // Model inputs from the host are not "moved" between stages.
-      moved -= f->endpoint(st.topology.host_rank())->bytes_sent();
+      if (Communicator* host = f->endpoint(st.topology.host_rank()); host != nullptr) {
+        moved -= host->bytes_sent();
+      }
     }
     stats->bytes_moved = moved;
     stats->num_microbatches = static_cast<int>(st.pushed);
@@ -829,10 +903,21 @@ absl::StatusOr<std::unique_ptr<PipelineStream>> Pipeline::OpenStream(TraceWriter
     return status;
   };
   for (int r = 0; r < R; ++r) {
-    auto fabric = LocalFabric::Create(topology_.fabric_size(), LocalFabric::kRendezvous);
-    if (!fabric.ok()) return fail_open(fabric.status());
-    st.fabrics.push_back(std::move(*fabric));
+    if (options_.mpi != nullptr) {
+      // Stage s of replica r on world rank r*K + s; the host on rank 0. Collective.
+      std::vector<int> world(static_cast<size_t>(topology_.fabric_size()));
+      for (int s = 0; s < K; ++s) world[s] = topology_.DeviceIndex(r, s);
+      world[topology_.host_rank()] = 0;
+      auto fabric = MpiFabric::Create(*options_.mpi, world);
+      if (!fabric.ok()) return fail_open(fabric.status());
+      st.fabrics.push_back(std::move(*fabric));
+    } else {
+      auto fabric = LocalFabric::Create(topology_.fabric_size(), LocalFabric::kRendezvous);
+      if (!fabric.ok()) return fail_open(fabric.status());
+      st.fabrics.push_back(std::move(*fabric));
+    }
   }
+  st.is_host = st.fabrics[0]->endpoint(topology_.host_rank()) != nullptr;
   st.stages.resize(R);
   st.input_readers.resize(R);
   for (int r = 0; r < R; ++r) {
@@ -851,10 +936,11 @@ absl::StatusOr<std::unique_ptr<PipelineStream>> Pipeline::OpenStream(TraceWriter
           run->reads_input = true;
         }
       }
+      run->local = stage.local;
       const int buffers = options_.buffers;
-      run->slots.resize(buffers);
+      run->slots.resize(stage.local ? buffers : 0);
       int64_t slot_bytes = 0;
-      for (int b = 0; b < buffers; ++b) {
+      for (int b = 0; b < static_cast<int>(run->slots.size()); ++b) {
         for (const auto& [peer, list] : names) {
           auto alloc = AllocateNamed(sg.graph, list);
           if (!alloc.ok()) return fail_open(alloc.status());
@@ -872,14 +958,16 @@ absl::StatusOr<std::unique_ptr<PipelineStream>> Pipeline::OpenStream(TraceWriter
           run->send_groups[topology_.RankOfStage(t)].push_back(static_cast<int>(i));
         }
       }
-      run->fixed_bytes = static_cast<int64_t>(stage.executor->weight_bytes() +
-                                              stage.executor->arena_bytes() +
-                                              stage.executor->workspace_bytes()) +
-                         slot_bytes;
+      if (stage.local) {
+        run->fixed_bytes = static_cast<int64_t>(stage.executor->weight_bytes() +
+                                                stage.executor->arena_bytes() +
+                                                stage.executor->workspace_bytes()) +
+                           slot_bytes;
+      }
       run->free_slots = std::make_unique<HandoffQueue<int>>(buffers);
       run->ready_slots = std::make_unique<HandoffQueue<int>>(buffers);
       run->outgoing = std::make_unique<HandoffQueue<StreamState::Outgoing>>(1);
-      for (int b = 0; b < buffers; ++b) run->free_slots->Push(b);
+      for (int b = 0; b < static_cast<int>(run->slots.size()); ++b) run->free_slots->Push(b);
       st.stages[r].push_back(std::move(run));
     }
   }
@@ -898,8 +986,9 @@ absl::StatusOr<std::unique_ptr<PipelineStream>> Pipeline::OpenStream(TraceWriter
   stream->state_ = std::move(state);
   try {
     for (int r = 0; r < R; ++r) {
-      st.threads.emplace_back(&StreamState::Collector, &st, r);
+      if (st.is_host) st.threads.emplace_back(&StreamState::Collector, &st, r);
       for (int s = 0; s < K; ++s) {
+        if (!replicas_[r][s].local) continue;  // another rank runs it
         st.threads.emplace_back(&StreamState::Receiver, &st, r, s);
         st.threads.emplace_back(&StreamState::Compute, &st, r, s);
         st.threads.emplace_back(&StreamState::Sender, &st, r, s);
@@ -914,9 +1003,21 @@ absl::StatusOr<std::unique_ptr<PipelineStream>> Pipeline::OpenStream(TraceWriter
   return stream;
 }
 
+absl::Status Pipeline::Serve(PipelineStats* stats, TraceWriter* trace) {
+  std::lock_guard<std::mutex> run_lock(run_mu_);
+  if (options_.mpi == nullptr || options_.mpi->rank() == 0) {
+    return absl::FailedPreconditionError("Serve is for MPI ranks other than 0; rank 0 runs Run");
+  }
+  YP_ASSIGN_OR_RETURN(std::unique_ptr<PipelineStream> stream, OpenStream(trace));
+  return stream->Finish(stats);
+}
+
 absl::StatusOr<Tensor> Pipeline::Run(const Tensor& batch, PipelineStats* stats,
                                      TraceWriter* trace) {
   std::lock_guard<std::mutex> run_lock(run_mu_);
+  if (options_.mpi != nullptr && options_.mpi->rank() != 0) {
+    return absl::FailedPreconditionError("MPI ranks other than 0 call Serve, not Run");
+  }
   const int m = options_.microbatch;
   if (!batch.defined() || batch.dtype() != DType::kFloat32 || batch.rank() != 4 ||
       batch.layout() != Layout::kPlain || batch.dim(1) != mb_shape_[1] ||

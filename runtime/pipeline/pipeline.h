@@ -67,6 +67,7 @@
 #include "base/tensor.h"
 #include "graph/partition.h"
 #include "runtime/device.h"
+#include "runtime/comm/mpi_communicator.h"
 #include "runtime/executor.h"
 #include "runtime/pipeline/topology.h"
 #include "runtime/model.h"
@@ -109,6 +110,13 @@ struct PipelineOptions {
   // Streams: micro-batches pushed but not yet popped before Push blocks. 0 = enough to keep every
   // stage busy: R * (K * (buffers + 2) + 1).
   int max_in_flight = 0;
+  // Multi-process (not owned; must outlive the Pipeline): the job's R*K ranks each run one stage,
+  // world rank r*K + s running replica r's stage s on devices[local_rank % devices.size()], with
+  // an MpiFabric per replica and the host (Push/Pop/Run) on rank 0. Rank 0's plan (given, or made
+  // on the spot on its own device) is broadcast so every rank cuts the model the same way. Every
+  // rank must create the Pipeline and open its streams in the same order (collective); ranks
+  // other than 0 call Serve. nullptr: one process (in-process channels).
+  const MpiRuntime* mpi = nullptr;
   // Test hook: called by a stage before computing each micro-batch (global id); a non-OK status is
   // that stage's failure. Called from the stage worker threads concurrently.
   std::function<absl::Status(int replica, int stage, int64_t microbatch)> fault_injector;
@@ -125,7 +133,9 @@ struct PipelineStats {
   double latency_p99_ms = 0;
   // Per stage, replica-major (index r*K + s): compute time / wall time.
   std::vector<double> stage_busy_fraction;
-  double bubble_fraction = 0;  // 1 - mean(stage_busy_fraction)
+  // 1 - mean(stage_busy_fraction) over this process's stages (with MPI, other ranks' stages count
+  // 0 in stage_busy_fraction and are left out here).
+  double bubble_fraction = 0;
   // Payload bytes moved between stages (communicator counters; host input/output excluded, so 0
   // for single and data).
   int64_t bytes_moved = 0;
@@ -195,6 +205,10 @@ class Pipeline {
   absl::StatusOr<Tensor> Run(const Tensor& batch, PipelineStats* stats = nullptr,
                              TraceWriter* trace = nullptr);
 
+  // MPI ranks other than 0: serves this rank's stages through one stream that rank 0 drives (Run
+  // or OpenStream there), until it ends; returns the stream's error. FailedPrecondition elsewhere.
+  absl::Status Serve(PipelineStats* stats = nullptr, TraceWriter* trace = nullptr);
+
   // Opens a stream (see PipelineStream); `trace` (optional, not owned, must outlive the stream)
   // gets the same spans as Run's. FailedPrecondition while another stream is open.
   absl::StatusOr<std::unique_ptr<PipelineStream>> OpenStream(TraceWriter* trace = nullptr);
@@ -214,7 +228,8 @@ class Pipeline {
   struct Stage {
     StageGraph graph;
     DeviceSpec device;
-    std::unique_ptr<Executor> executor;
+    std::unique_ptr<Executor> executor;  // null for stages other MPI ranks run
+    bool local = true;
   };
   Pipeline() = default;
 
