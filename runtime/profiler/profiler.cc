@@ -354,6 +354,8 @@ absl::StatusOr<proto::Profile> ProfileModel(const Model& model, int64_t imgsz,
       if (!ls.ok()) return fail(ls.status());
       load_sessions.push_back(std::move(*ls));
     }
+    // Declared before the joiner below, so it outlives the load threads that read it.
+    const Tensor load_input = SyntheticInput(*shape, 2);
     std::atomic<bool> stop_load{false};
     std::vector<std::thread> load_threads;
     struct JoinLoad {
@@ -364,7 +366,6 @@ absl::StatusOr<proto::Profile> ProfileModel(const Model& model, int64_t imgsz,
         for (std::thread& t : threads) t.join();
       }
     } join_load{stop_load, load_threads};
-    const Tensor load_input = SyntheticInput(*shape, 2);
     for (size_t i = 0; i < load_sessions.size(); ++i) {
       load_threads.emplace_back([&, i] {
         PinCurrentThread(options.load_devices[i]);
