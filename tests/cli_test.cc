@@ -140,6 +140,20 @@ TEST(CliTest, BadDevicesIsUsageError) {
   EXPECT_THAT(r.err, HasSubstr("--devices"));
 }
 
+// Without a GPU (here and in CI) the CUDA path reports it cleanly; with one, it runs.
+TEST(CliTest, BenchOnCudaWithoutAGpuSaysSo) {
+  Result r = Yolopipe("bench --device cuda:0 --imgsz 64 --repeats 1 --warmup 0");
+  if (r.exit_code == 0) {
+    EXPECT_THAT(r.out, HasSubstr("img/s"));
+    GTEST_SKIP() << "a GPU is present: the CUDA bench ran";
+  }
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("error: no CUDA devices"));
+  Result bad = Yolopipe("bench --device cuda:0 --precision fp8 --imgsz 64");
+  EXPECT_EQ(bad.exit_code, 2) << bad.err;
+  EXPECT_THAT(bad.err, HasSubstr("--precision must be fp16 or fp32"));
+}
+
 TEST(CliTest, ExportRequiresOutput) {
   Result r = Yolopipe("export --model=yolov8n");
   EXPECT_EQ(r.exit_code, 2);

@@ -1,0 +1,194 @@
+// CudaExecutor: runs a prepared YOLOv8 graph (graph/prepare.h) on one NVIDIA GPU.
+//
+// Create() lowers the graph once, on the host:
+//   - every activation is an NHWC tensor in the chosen precision (fp16 or fp32), placed in one
+//     DeviceArena at offsets from the static memory plan (runtime/memory_plan.h);
+//   - Conv -> ops::cuda::CudnnConvRunner with the bias, SiLU and residual fused in its epilogue
+//     (weights repacked once from ONNX OIHW fp32 to OHWI in the precision; biases stay fp32);
+//     Concat and Split -> channel-slice copies, except that a convolution whose only reader is a
+//     Concat writes straight into its channel slice (no copy); MaxPool and Resize (nearest x2) ->
+//     CUDA kernels;
+//   - the YOLOv8 Detect head (the subgraph from the per-level [box, cls] tensors to the graph
+//     output) -> one ops::cuda::DetectDecode writing the fp32 (B, 4 + nc, A) output. A graph
+//     whose first output is a 4-D activation instead gets an NHWC -> NCHW fp32 conversion.
+// Any other op, or a supported op with attributes the CUDA kernels do not implement, gives
+// Unimplemented naming the node. Nothing is guessed: a head that does not match the expected
+// structure is rejected the same way.
+//
+// Run() copies the NCHW fp32 input through a pinned host buffer, converts it to NHWC in the
+// precision, enqueues the steps on the executor's stream and copies the output back through
+// pinned memory. With use_cuda_graph, the first Run executes the steps directly (which also
+// warms up cuDNN and loads the kernels) and then captures them into a CUDA graph; later Runs
+// replay it. An executor is bound to one input shape, so one graph per executor.
+//
+// The host-side parts (FindDetectHead, PlanCudaLowering) are pure functions that work in every
+// build, so they are tested without a GPU. In a build without --config=cuda,
+// CudaExecutor::Create returns FailedPrecondition("... built without CUDA support").
+#ifndef YOLOPIPE_RUNTIME_CUDA_CUDA_EXECUTOR_H_
+#define YOLOPIPE_RUNTIME_CUDA_CUDA_EXECUTOR_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "base/dtype.h"
+#include "base/tensor.h"
+#include "graph/ir.h"
+#include "ops/cuda/conv.h"
+#include "ops/cuda/kernels.h"
+
+namespace yolopipe {
+
+// ---- Detect head recognition (host only) -------------------------------------------------------
+
+// The YOLOv8 Detect head of a prepared graph, as DetectDecode needs it.
+struct DetectHeadInfo {
+  // Per level, in the order the head concatenates them (anchor order): the (B, 64 + nc, H, W)
+  // tensors whose channels are [box logits (4 x 16 bins), class logits].
+  std::vector<std::string> level_tensors;
+  std::vector<int64_t> heights, widths;
+  std::vector<int64_t> strides;  // input pixels per grid cell: input height / level height
+  int64_t num_classes = 0;
+  int64_t batch = 0;
+  int64_t anchors = 0;     // sum of H * W over the levels
+  std::string output;      // the graph output the head produces, (B, 4 + nc, anchors) float32
+  std::vector<int> nodes;  // indices (into graph.nodes()) of the nodes DetectDecode replaces
+};
+
+// Recognises the Detect head that produces the graph's first output: the nodes between the
+// per-level tensors (inputs of the head's Reshapes with 4 * 16 + nc channels) and the output.
+// Checks, rather than assumes: only the op types of the YOLOv8 head (Reshape, Concat, Split,
+// Transpose, Softmax, Conv, Slice, Sub, Add, Div, Mul, Sigmoid) with exactly one Conv whose
+// weight is the DFL's 0..15 bins, no other node reads a head-internal value, the levels
+// concatenate in order along the anchor axis, the input size is a whole multiple of every level
+// size, and any (1, 2, A) / (1, A) constant equals the anchor centres / per-anchor strides that
+// DetectDecode uses. Unimplemented, naming the output or the offending node, when the graph does
+// not match. `prepared` must have concrete shapes (graph/prepare.h) and exactly one input.
+absl::StatusOr<DetectHeadInfo> FindDetectHead(const Graph& prepared);
+
+// ---- Lowering plan (host only) -----------------------------------------------------------------
+
+enum class CudaStepKind {
+  kInputToNhwc,   // the graph input: fp32 NCHW device staging buffer -> NHWC precision
+  kConv,          // CudnnConvRunner::Forward
+  kConcat,        // one CopyChannelSlice per input
+  kSplit,         // one CopyChannelSlice per output
+  kMaxPool,       // MaxPool2d
+  kResize,        // ResizeNearest2x
+  kDetectDecode,  // the Detect head -> fp32 output buffer
+  kOutputToNchw,  // a 4-D graph output -> fp32 NCHW output buffer
+};
+
+// One NHWC activation in the arena.
+struct CudaActivation {
+  std::string name;
+  ops::cuda::NhwcShape shape;
+  size_t bytes = 0;   // elements * precision size (of this tensor, not of alias_of's)
+  size_t offset = 0;  // in the arena, a multiple of 256 (alias: alias_of's offset)
+  int first_step = 0, last_step = 0;
+  // A convolution output that only a Concat reads lives in that Concat's output: channels
+  // [channel_offset, channel_offset + shape.c) of activation alias_of (a dense, wider tensor).
+  int alias_of = -1;
+  int64_t channel_offset = 0;
+};
+
+struct CudaStep {
+  CudaStepKind kind = CudaStepKind::kConv;
+  std::string name;          // node name ("<input>" / "<output>" for the boundary steps)
+  std::string op_type;       // node op type, or "DetectHead" / "LayoutConversion"
+  std::vector<int> inputs;   // activation ids
+  std::vector<int> outputs;  // activation ids
+  // kConv: shape/parameters and where the packed weights and fp32 bias sit in the weight blob.
+  ops::cuda::ConvParams conv;
+  bool silu = false;
+  bool has_bias = false;
+  bool has_residual = false;  // then inputs[1] is the residual
+  size_t weight_offset = 0, bias_offset = 0;
+  // kConcat / kSplit: channel offset of each input (Concat) or output (Split) in the wide tensor.
+  std::vector<int64_t> channel_offsets;
+  // kConcat: per input, true when its producer already wrote it in place (no copy).
+  std::vector<bool> written_in_place;
+  // kMaxPool.
+  ops::cuda::Pool2dParams pool;
+};
+
+struct CudaLoweringPlan {
+  DType precision = DType::kFloat16;
+  std::vector<CudaActivation> activations;
+  std::vector<CudaStep> steps;  // in execution order; steps[0] is kInputToNhwc
+  size_t arena_bytes = 0;       // after reuse (a multiple of 256)
+  size_t unplanned_bytes = 0;   // without reuse
+  // Packed conv weights (OHWI in the precision) and fp32 biases, each 256-byte aligned.
+  std::vector<uint8_t> weights;
+  Shape input_shape;   // NCHW
+  Shape output_shape;  // of the first graph output
+  std::string input_name, output_name;
+  bool has_detect_head = false;
+  DetectHeadInfo head;  // when has_detect_head
+};
+
+// Lowers a prepared graph for the CUDA kernels, without touching a device. `precision` is
+// kFloat16 or kFloat32 (InvalidArgument otherwise). Unimplemented("CUDA executor: node 'X'
+// (op Y) is not supported") for an op without a CUDA lowering, and Unimplemented naming the node
+// for unsupported attributes (asymmetric padding, ceil_mode, non-constant weights...).
+// With `concat_in_place`, convolution outputs read only by a Concat alias that Concat's channel
+// slice (see CudaActivation::alias_of).
+absl::StatusOr<CudaLoweringPlan> PlanCudaLowering(const Graph& prepared, DType precision,
+                                                  bool concat_in_place = true);
+
+// ---- Executor ----------------------------------------------------------------------------------
+
+struct CudaExecutorOptions {
+  int device = 0;                     // CUDA ordinal
+  DType precision = DType::kFloat16;  // of weights and activations: kFloat16 or kFloat32
+  bool use_cuda_graph = true;         // replay a captured CUDA graph after the first Run
+  bool concat_in_place = true;        // convolutions write into Concat slices directly
+  ops::cuda::ConvImplementation conv_implementation =
+      ops::cuda::ConvImplementation::kLegacyPlusEpilogue;
+};
+
+// Thread-safe: Run() calls are serialised (one arena, one stream). Owns all its device memory,
+// its stream, its cuDNN runner and its CUDA graph; destroying it releases them.
+class CudaExecutor {
+ public:
+  // `prepared` as for PlanCudaLowering. FailedPrecondition without CUDA support or without a GPU;
+  // the lowering errors of PlanCudaLowering; cuDNN/CUDA errors while planning convolutions or
+  // allocating memory.
+  static absl::StatusOr<std::unique_ptr<CudaExecutor>> Create(const Graph& prepared,
+                                                              const CudaExecutorOptions& options);
+  ~CudaExecutor();
+  CudaExecutor(const CudaExecutor&) = delete;
+  CudaExecutor& operator=(const CudaExecutor&) = delete;
+
+  // `host_input`: float32 with exactly plan().input_shape (plain or NHWC layout). Returns the
+  // graph's first output as a new plain float32 host tensor.
+  absl::StatusOr<Tensor> Run(const Tensor& host_input);
+
+  const CudaLoweringPlan& plan() const { return plan_; }
+  const CudaExecutorOptions& options() const { return options_; }
+  // Largest cuDNN workspace any convolution needs (bytes, allocated once).
+  size_t workspace_bytes() const;
+  // True once a CUDA graph has been captured (after the first Run with use_cuda_graph).
+  bool graph_captured() const;
+
+ private:
+  struct State;  // device objects; defined by the CUDA build (and trivially by the stub)
+  explicit CudaExecutor(const CudaExecutorOptions& options);
+  // Enqueues every step between the input H2D copy and the output D2H copy on the executor's
+  // stream (CUDA build only; called directly or under stream capture).
+  absl::Status EnqueueSteps();
+
+  CudaExecutorOptions options_;
+  CudaLoweringPlan plan_;
+  std::unique_ptr<State> state_;
+  std::mutex mu_;
+};
+
+}  // namespace yolopipe
+
+#endif  // YOLOPIPE_RUNTIME_CUDA_CUDA_EXECUTOR_H_

@@ -1,0 +1,276 @@
+// --config=cuda build: the device half of CudaExecutor (memory, stream, cuDNN runner, CUDA graph).
+#include <cuda_runtime_api.h>
+
+#include <cstring>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
+#include "ops/cuda/conv.h"
+#include "ops/cuda/kernels.h"
+#include "runtime/cuda/cuda_executor.h"
+#include "runtime/cuda/cuda_util.h"
+#include "runtime/cuda/device_memory.h"
+#include "runtime/cuda/stream.h"
+
+namespace yolopipe {
+
+struct CudaExecutor::State {
+  CudaStream stream;
+  std::unique_ptr<ops::cuda::CudnnConvRunner> conv;
+  DeviceArena arena;
+  DeviceBuffer weights;
+  DeviceBuffer workspace;
+  DeviceBuffer input_nchw;  // float32, the graph input as given
+  DeviceBuffer output;      // float32, the first graph output
+  PinnedHostBuffer pinned_input;
+  PinnedHostBuffer pinned_output;
+  std::vector<void*> activation_ptrs;  // per plan activation, inside the arena
+  size_t workspace_bytes = 0;
+  cudaGraphExec_t graph_exec = nullptr;
+
+  ~State() {
+    // Nothing useful can be done with a failure here; the executor is going away. Work of a
+    // failed Run may still be in flight: let it finish before the buffers are freed.
+    if (stream.valid()) (void)stream.Synchronize();
+    if (graph_exec != nullptr) (void)cudaGraphExecDestroy(graph_exec);
+  }
+};
+
+namespace {
+
+// Where activation `id` lives: its own dense tensor, or a channel slice of the one it aliases.
+ops::cuda::ChannelSlice SliceOf(const CudaLoweringPlan& plan, const std::vector<void*>& ptrs,
+                                int id) {
+  const CudaActivation& a = plan.activations[id];
+  if (a.alias_of < 0) return ops::cuda::ChannelSlice{ptrs[id], a.shape.c, 0};
+  return ops::cuda::ChannelSlice{ptrs[a.alias_of], plan.activations[a.alias_of].shape.c,
+                                 a.channel_offset};
+}
+
+// Everything Forward needs besides x and w, pointing into the executor's buffers.
+void ConvCallFor(const CudaLoweringPlan& plan, const CudaStep& step, const std::vector<void*>& ptrs,
+                 const DeviceBuffer& weights, ops::cuda::ConvEpilogueParams* epilogue,
+                 ops::cuda::ChannelSlice* y) {
+  const char* blob = static_cast<const char*>(weights.data());
+  epilogue->bias =
+      step.has_bias ? reinterpret_cast<const float*>(blob + step.bias_offset) : nullptr;
+  epilogue->silu = step.silu;
+  epilogue->residual = ops::cuda::ConstChannelSlice{};
+  if (step.has_residual) {
+    const ops::cuda::ChannelSlice r = SliceOf(plan, ptrs, step.inputs[1]);
+    epilogue->residual = ops::cuda::ConstChannelSlice{r.data, r.channels, r.offset};
+  }
+  *y = SliceOf(plan, ptrs, step.outputs[0]);
+}
+
+absl::Status WithStep(const CudaStep& step, absl::Status status) {
+  if (status.ok()) return status;
+  return absl::Status(status.code(), absl::StrCat("CUDA executor: running node '", step.name, "' (",
+                                                  step.op_type, "): ", status.message()));
+}
+
+}  // namespace
+
+CudaExecutor::CudaExecutor(const CudaExecutorOptions& options) : options_(options) {}
+CudaExecutor::~CudaExecutor() = default;
+
+size_t CudaExecutor::workspace_bytes() const { return state_ ? state_->workspace_bytes : 0; }
+bool CudaExecutor::graph_captured() const { return state_ && state_->graph_exec != nullptr; }
+
+absl::StatusOr<std::unique_ptr<CudaExecutor>> CudaExecutor::Create(
+    const Graph& prepared, const CudaExecutorOptions& options) {
+  // Host-side lowering first: its errors do not depend on having a GPU.
+  YP_ASSIGN_OR_RETURN(CudaLoweringPlan plan,
+                      PlanCudaLowering(prepared, options.precision, options.concat_in_place));
+  ScopedCudaDevice scope(options.device);
+  YP_RETURN_IF_ERROR(scope.status());
+
+  std::unique_ptr<CudaExecutor> ex(new CudaExecutor(options));
+  ex->plan_ = std::move(plan);
+  ex->state_ = std::make_unique<State>();
+  const CudaLoweringPlan& p = ex->plan_;
+  State& st = *ex->state_;
+  YP_ASSIGN_OR_RETURN(st.stream, CudaStream::Create(options.device));
+  YP_ASSIGN_OR_RETURN(st.conv, ops::cuda::CudnnConvRunner::Create(options.conv_implementation));
+  YP_ASSIGN_OR_RETURN(st.arena, DeviceArena::Create(p.arena_bytes, options.device));
+  for (const CudaActivation& a : p.activations) {
+    YP_ASSIGN_OR_RETURN(void* ptr, st.arena.At(a.offset, a.bytes));
+    st.activation_ptrs.push_back(ptr);
+  }
+  YP_ASSIGN_OR_RETURN(st.weights, DeviceBuffer::Allocate(p.weights.size(), options.device));
+  if (!p.weights.empty()) {
+    YP_RETURN_IF_ERROR(
+        CopyHostToDeviceAsync(st.weights.data(), p.weights.data(), p.weights.size(), st.stream));
+    YP_RETURN_IF_ERROR(st.stream.Synchronize());
+  }
+  // Plan every convolution now (cuDNN algorithm search), so Run only enqueues work.
+  for (const CudaStep& step : p.steps) {
+    if (step.kind != CudaStepKind::kConv) continue;
+    ops::cuda::ConvEpilogueParams epilogue;
+    ops::cuda::ChannelSlice y;
+    ConvCallFor(p, step, st.activation_ptrs, st.weights, &epilogue, &y);
+    auto bytes = st.conv->WorkspaceBytes(step.conv, epilogue, y);
+    if (!bytes.ok()) return WithStep(step, bytes.status());
+    st.workspace_bytes = std::max(st.workspace_bytes, *bytes);
+  }
+  YP_ASSIGN_OR_RETURN(st.workspace, DeviceBuffer::Allocate(st.workspace_bytes, options.device));
+  const size_t input_bytes = static_cast<size_t>(NumElements(p.input_shape)) * sizeof(float);
+  const size_t output_bytes = static_cast<size_t>(NumElements(p.output_shape)) * sizeof(float);
+  YP_ASSIGN_OR_RETURN(st.input_nchw, DeviceBuffer::Allocate(input_bytes, options.device));
+  YP_ASSIGN_OR_RETURN(st.output, DeviceBuffer::Allocate(output_bytes, options.device));
+  YP_ASSIGN_OR_RETURN(st.pinned_input, PinnedHostBuffer::Allocate(input_bytes));
+  YP_ASSIGN_OR_RETURN(st.pinned_output, PinnedHostBuffer::Allocate(output_bytes));
+  return ex;
+}
+
+absl::Status CudaExecutor::EnqueueSteps() {
+  const CudaLoweringPlan& p = plan_;
+  State& st = *state_;
+  void* stream = st.stream.handle();
+  const DType dtype = p.precision;
+  const std::vector<void*>& ptrs = st.activation_ptrs;
+  for (const CudaStep& step : p.steps) {
+    absl::Status status;
+    switch (step.kind) {
+      case CudaStepKind::kInputToNhwc:
+        status = ops::cuda::NchwFloatToNhwc(static_cast<const float*>(st.input_nchw.data()),
+                                            p.activations[step.outputs[0]].shape, dtype,
+                                            ptrs[step.outputs[0]], stream);
+        break;
+      case CudaStepKind::kConv: {
+        ops::cuda::ConvEpilogueParams epilogue;
+        ops::cuda::ChannelSlice y;
+        ConvCallFor(p, step, ptrs, st.weights, &epilogue, &y);
+        const char* blob = static_cast<const char*>(st.weights.data());
+        status = st.conv->Forward(step.conv, ptrs[step.inputs[0]], blob + step.weight_offset,
+                                  epilogue, y, st.workspace.data(), st.workspace_bytes, stream);
+        break;
+      }
+      case CudaStepKind::kConcat: {
+        const CudaActivation& out = p.activations[step.outputs[0]];
+        for (size_t i = 0; i < step.inputs.size() && status.ok(); ++i) {
+          if (step.written_in_place[i]) continue;  // its producer wrote the slice
+          const CudaActivation& in = p.activations[step.inputs[i]];
+          status = ops::cuda::CopyChannelSlice(
+              dtype, ops::cuda::ConstChannelSlice{ptrs[step.inputs[i]], in.shape.c, 0},
+              ops::cuda::ChannelSlice{ptrs[step.outputs[0]], out.shape.c, step.channel_offsets[i]},
+              out.shape.pixels(), in.shape.c, stream);
+        }
+        break;
+      }
+      case CudaStepKind::kSplit: {
+        const CudaActivation& in = p.activations[step.inputs[0]];
+        for (size_t i = 0; i < step.outputs.size() && status.ok(); ++i) {
+          const CudaActivation& out = p.activations[step.outputs[i]];
+          status = ops::cuda::CopyChannelSlice(
+              dtype,
+              ops::cuda::ConstChannelSlice{ptrs[step.inputs[0]], in.shape.c,
+                                           step.channel_offsets[i]},
+              ops::cuda::ChannelSlice{ptrs[step.outputs[i]], out.shape.c, 0}, in.shape.pixels(),
+              out.shape.c, stream);
+        }
+        break;
+      }
+      case CudaStepKind::kMaxPool:
+        status =
+            ops::cuda::MaxPool2d(dtype, ptrs[step.inputs[0]], p.activations[step.inputs[0]].shape,
+                                 step.pool, ptrs[step.outputs[0]], stream);
+        break;
+      case CudaStepKind::kResize:
+        status = ops::cuda::ResizeNearest2x(dtype, ptrs[step.inputs[0]],
+                                            p.activations[step.inputs[0]].shape,
+                                            ptrs[step.outputs[0]], stream);
+        break;
+      case CudaStepKind::kDetectDecode: {
+        std::vector<ops::cuda::DetectLevel> levels;
+        for (size_t l = 0; l < step.inputs.size(); ++l) {
+          const int id = step.inputs[l];
+          const int64_t channels = p.activations[id].shape.c;
+          ops::cuda::DetectLevel level;
+          level.box = ops::cuda::ConstChannelSlice{ptrs[id], channels, 0};
+          level.cls =
+              ops::cuda::ConstChannelSlice{ptrs[id], channels, ops::cuda::kDetectBoxChannels};
+          level.height = p.head.heights[l];
+          level.width = p.head.widths[l];
+          level.stride = static_cast<float>(p.head.strides[l]);
+          levels.push_back(level);
+        }
+        status = ops::cuda::DetectDecode(dtype, levels, p.head.batch, p.head.num_classes,
+                                         static_cast<float*>(st.output.data()), stream);
+        break;
+      }
+      case CudaStepKind::kOutputToNchw:
+        status = ops::cuda::NhwcToNchwFloat(dtype, ptrs[step.inputs[0]],
+                                            p.activations[step.inputs[0]].shape,
+                                            static_cast<float*>(st.output.data()), stream);
+        break;
+    }
+    YP_RETURN_IF_ERROR(WithStep(step, status));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Tensor> CudaExecutor::Run(const Tensor& host_input) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!host_input.defined() || host_input.dtype() != DType::kFloat32 ||
+      host_input.shape() != plan_.input_shape) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("CUDA executor: input '", plan_.input_name, "' must be float32",
+                     ShapeToString(plan_.input_shape), ", got ",
+                     host_input.defined() ? host_input.DebugString() : std::string("nothing")));
+  }
+  YP_ASSIGN_OR_RETURN(const Tensor plain, host_input.ToLayout(Layout::kPlain));
+  ScopedCudaDevice scope(options_.device);
+  YP_RETURN_IF_ERROR(scope.status());
+  State& st = *state_;
+  std::memcpy(st.pinned_input.data(), plain.raw_data(), plain.bytes());
+  const size_t output_bytes = st.output.size_bytes();
+  const absl::Status ran = [&]() -> absl::Status {
+    YP_RETURN_IF_ERROR(CopyHostToDeviceAsync(st.input_nchw.data(), st.pinned_input.data(),
+                                             plain.bytes(), st.stream));
+    if (st.graph_exec != nullptr) {
+      YP_CUDA_RETURN_IF_ERROR(
+          cudaGraphLaunch(st.graph_exec, static_cast<cudaStream_t>(st.stream.handle())));
+    } else {
+      YP_RETURN_IF_ERROR(EnqueueSteps());
+    }
+    YP_RETURN_IF_ERROR(
+        CopyDeviceToHostAsync(st.pinned_output.data(), st.output.data(), output_bytes, st.stream));
+    return st.stream.Synchronize();
+  }();
+  if (!ran.ok()) {
+    // Do not leave copies from/to the pinned buffers in flight behind an error.
+    (void)st.stream.Synchronize();
+    return ran;
+  }
+  Tensor result(DType::kFloat32, plan_.output_shape);
+  std::memcpy(result.raw_data(), st.pinned_output.data(), output_bytes);
+
+  // After a successful direct run (cuDNN initialised, kernels loaded), capture the same steps
+  // once; later runs replay them. Capture records work without executing it.
+  if (options_.use_cuda_graph && st.graph_exec == nullptr) {
+    cudaStream_t stream = static_cast<cudaStream_t>(st.stream.handle());
+    YP_CUDA_RETURN_IF_ERROR(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+    const absl::Status enqueued = EnqueueSteps();
+    cudaGraph_t graph = nullptr;
+    const cudaError_t ended = cudaStreamEndCapture(stream, &graph);
+    if (!enqueued.ok() || ended != cudaSuccess) {
+      if (graph != nullptr) (void)cudaGraphDestroy(graph);
+      (void)cudaGetLastError();
+      if (!enqueued.ok()) {
+        return absl::Status(enqueued.code(),
+                            absl::StrCat("capturing the CUDA graph: ", enqueued.message()));
+      }
+      return CudaErrorToStatus(ended, "cudaStreamEndCapture (capturing the CUDA graph)");
+    }
+    cudaGraphExec_t exec = nullptr;
+    const cudaError_t instantiated = cudaGraphInstantiate(&exec, graph, 0);
+    (void)cudaGraphDestroy(graph);
+    YP_CUDA_RETURN_IF_ERROR(instantiated);
+    st.graph_exec = exec;
+  }
+  return result;
+}
+
+}  // namespace yolopipe
