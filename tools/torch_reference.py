@@ -161,14 +161,14 @@ class DFL(nn.Module):
 def make_anchors(feats, strides, offset=0.5):
     """Anchor centres (A, 2) in grid units and strides (A, 1), levels in order, rows y-major."""
     points, stride_list = [], []
-    dtype = feats[0].dtype
+    dtype, device = feats[0].dtype, feats[0].device
     for i, stride in enumerate(strides):
         _, _, h, w = feats[i].shape
-        sx = torch.arange(end=w, dtype=dtype) + offset
-        sy = torch.arange(end=h, dtype=dtype) + offset
+        sx = torch.arange(end=w, dtype=dtype, device=device) + offset
+        sy = torch.arange(end=h, dtype=dtype, device=device) + offset
         sy, sx = torch.meshgrid(sy, sx, indexing="ij")
         points.append(torch.stack((sx, sy), -1).view(-1, 2))
-        stride_list.append(torch.full((h * w, 1), stride, dtype=dtype))
+        stride_list.append(torch.full((h * w, 1), stride, dtype=dtype, device=device))
     return torch.cat(points), torch.cat(stride_list)
 
 
