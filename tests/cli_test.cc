@@ -3,6 +3,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <cstdlib>
 #include <string>
 
 #include "gmock/gmock.h"
@@ -152,6 +153,31 @@ TEST(CliTest, BenchOnCudaWithoutAGpuSaysSo) {
   Result bad = Yolopipe("bench --device cuda:0 --precision fp8 --imgsz 64");
   EXPECT_EQ(bad.exit_code, 2) << bad.err;
   EXPECT_THAT(bad.err, HasSubstr("--precision must be fp16 or fp32"));
+}
+
+// profile-link between two CPU devices of one process, then plan with the measured link.
+TEST(CliTest, ProfileLinkFeedsPlan) {
+  const std::string dir = ::testing::TempDir();
+  Result link = Yolopipe("profile-link --sizes 4K,256K,1M --repeats 3 --warmup 1 -o " + dir +
+                         "/link.pbtxt");
+  ASSERT_EQ(link.exit_code, 0) << link.err;
+  EXPECT_THAT(link.out, HasSubstr("link: local"));
+  EXPECT_THAT(link.out, HasSubstr("fit: latency"));
+  EXPECT_THAT(link.out, HasSubstr("wrote"));
+  Result profile = Yolopipe("profile --imgsz 64 --device cpu:2 --microbatches 1 --repeats 1 -o " +
+                            dir + "/p.pbtxt");
+  ASSERT_EQ(profile.exit_code, 0) << profile.err;
+  Result plan = Yolopipe("plan --profile " + dir + "/p.pbtxt --stages 2 --link " + dir +
+                         "/link.pbtxt -o " + dir + "/plan.json");
+  ASSERT_EQ(plan.exit_code, 0) << plan.err;
+  EXPECT_THAT(plan.out, HasSubstr("measured (local)"));
+  Result missing = Yolopipe("plan --profile " + dir + "/p.pbtxt --stages 2 --link " + dir +
+                            "/no_such_link.pbtxt -o " + dir + "/plan2.json");
+  EXPECT_EQ(missing.exit_code, 1) << missing.err;
+  EXPECT_THAT(missing.err, HasSubstr("no_such_link.pbtxt"));
+  Result bad = Yolopipe("profile-link --sizes 4K,zz");
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_THAT(bad.err, HasSubstr("--sizes"));
 }
 
 TEST(CliTest, ExportRequiresOutput) {

@@ -4,7 +4,8 @@
 #   2. 4 ranks, hybrid 2x2: the same;
 #   3. a rank killed with SIGKILL mid-stream: the job ends within 60 s, non-zero, and the
 #      launcher's message names the dead rank;
-#   4. a bad plan: every rank stops with an "error: rank N: ..." message and a non-zero exit.
+#   4. a bad plan: every rank stops with an "error: rank N: ..." message and a non-zero exit;
+#   5. profile-link over MPI between ranks 0 and 1, and a plan priced with it.
 set -uo pipefail
 yolopipe="$1"
 tmp="${TEST_TMPDIR:-$(mktemp -d)}"
@@ -74,6 +75,19 @@ if timeout 120 mpirun "${mpirun_args[@]}" -np 3 "$yolopipe" run --mode pipeline 
   fail "a plan for another model was accepted"
 else
   grep -q "error: rank [0-9]" "$tmp/bad.log" || fail "no 'error: rank N' message: $(tail -5 "$tmp/bad.log")"
+fi
+
+# 5. profile-link over MPI feeds plan --link.
+if timeout 120 mpirun "${mpirun_args[@]}" -np 2 "$yolopipe" profile-link --sizes 4K,1M,4M \
+    --repeats 3 --warmup 1 -o "$tmp/link.pbtxt" > "$tmp/link.log" 2>&1; then
+  grep -q "link: mpi" "$tmp/link.log" || fail "profile-link did not use MPI: $(tail -3 "$tmp/link.log")"
+  "$yolopipe" profile --imgsz 64 --device cpu:2 --microbatches 1 --repeats 1 -o "$tmp/p.pbtxt" \
+    > /dev/null 2>&1 || fail "profile for the link plan"
+  "$yolopipe" plan --profile "$tmp/p.pbtxt" --stages 2 --link "$tmp/link.pbtxt" \
+    -o "$tmp/plan.json" > "$tmp/plan.log" 2>&1 || fail "plan --link: $(tail -3 "$tmp/plan.log")"
+  grep -q "measured (mpi)" "$tmp/plan.log" || fail "the plan did not use the measured link"
+else
+  fail "profile-link under mpirun: $(tail -5 "$tmp/link.log")"
 fi
 
 if [ "$failures" -ne 0 ]; then

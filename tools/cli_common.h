@@ -64,6 +64,7 @@ int ProfileCommand(const std::vector<std::string>& args);
 int PlanCommand(const std::vector<std::string>& args);
 int SimulateCommand(const std::vector<std::string>& args);
 int CompareCommand(const std::vector<std::string>& args);
+int ProfileLinkCommand(const std::vector<std::string>& args);
 
 }  // namespace yolopipe::cli
 

@@ -54,6 +54,7 @@ int PlanCommand(const std::vector<std::string>& args) {
                   "own profiles of unlike devices, comma-separated, one per device (an empty "
                   "entry uses --profile)");
   flags.AddString("link", "",
+                  "a link profile from `yolopipe profile-link` (.pbtxt/.json/.pb), or "
                   "nvlink4, pcie5, pcie4, ib-ndr, loopback, nccl-socket, shared-memory, "
                   "custom:BW_GBPS:LAT_US or BW_GBPS,LAT_US (default: shared-memory for cpu "
                   "devices, nvlink4 for cuda)");
@@ -165,9 +166,21 @@ int PlanCommand(const std::vector<std::string>& args) {
 
   std::string link_spec = flags.GetString("link");
   if (link_spec.empty()) link_spec = kind == "cpu" ? "shared-memory" : "nvlink4";
-  auto link = ParseLink(link_spec);
-  if (!link.ok()) return UsageError(std::string(link.status().message()), flags);
-  options.link = *link;
+  if (ArtifactFormatForPath(link_spec).ok()) {
+    // A measured link: `yolopipe profile-link -o FILE`.
+    proto::LinkProfile measured;
+    if (absl::Status s = ReadArtifact(link_spec, &measured); !s.ok()) return ReportError(s);
+    auto link = LinkFromProfile(measured);
+    if (!link.ok()) {
+      return ReportError(absl::InvalidArgumentError(
+          absl::StrCat(link_spec, ": ", link.status().message())));
+    }
+    options.link = *link;
+  } else {
+    auto link = ParseLink(link_spec);
+    if (!link.ok()) return UsageError(std::string(link.status().message()), flags);
+    options.link = *link;
+  }
 
   std::vector<std::unique_ptr<proto::Profile>> device_profiles;
   if (!names.empty() || !speeds.empty() || !device_profile_paths.empty()) {

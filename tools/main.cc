@@ -19,6 +19,7 @@ constexpr char kUsage[] =
     "  plan     choose pipeline split points from a profile (-> plan.pbtxt/.json/.pb)\n"
     "  simulate simulate a plan's schedule: throughput, latency, idle time, trace\n"
     "  compare  run every mode on one input: table, traces, SVG report\n"
+    "  profile-link  send/recv time by message size (MPI ranks or CPU devices) -> plan --link\n"
     "\n"
     "`yolopipe <command> --help` lists the command's flags.\n";
 
@@ -44,6 +45,7 @@ int main(int argc, char** argv) {
   if (command == "plan") return PlanCommand(args);
   if (command == "simulate") return SimulateCommand(args);
   if (command == "compare") return CompareCommand(args);
+  if (command == "profile-link") return ProfileLinkCommand(args);
   std::cerr << "error: unknown command '" << command << "'\n\n" << kUsage;
   return kExitUsage;
 }

@@ -78,4 +78,19 @@ std::string LinkToString(const LinkModel& link) {
   return absl::StrFormat("%s (%g GB/s, %g us)", link.name, link.bandwidth_gbps, link.latency_us);
 }
 
+absl::StatusOr<LinkModel> LinkFromProfile(const proto::LinkProfile& profile) {
+  if (!(profile.bandwidth_gbps() > 0) || !std::isfinite(profile.bandwidth_gbps()) ||
+      !(profile.latency_us() >= 0) || !std::isfinite(profile.latency_us())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the link profile has no usable fit (bandwidth ", profile.bandwidth_gbps(),
+        " GB/s, latency ", profile.latency_us(), " us): was it written by yolopipe profile-link?"));
+  }
+  LinkModel link;
+  link.name = absl::StrCat("measured (", profile.transport().empty() ? "unknown"
+                                                                     : profile.transport(), ")");
+  link.bandwidth_gbps = profile.bandwidth_gbps();
+  link.latency_us = profile.latency_us();
+  return link;
+}
+
 }  // namespace yolopipe

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "runtime/proto/profile.pb.h"
 
 namespace yolopipe {
 
@@ -34,6 +35,10 @@ std::vector<std::string> LinkPresetNames();
 // "nvlink4" (a preset), "custom:BW_GBPS:LAT_US" or "BW_GBPS,LAT_US". The bandwidth must be a
 // positive finite number and the latency a finite number >= 0; InvalidArgument otherwise.
 absl::StatusOr<LinkModel> ParseLink(const std::string& spec);
+
+// The fitted line of a measured link (`yolopipe profile-link`): name "measured (<transport>)".
+// InvalidArgument when the profile has no positive bandwidth or a negative latency.
+absl::StatusOr<LinkModel> LinkFromProfile(const proto::LinkProfile& profile);
 
 // "nvlink4 (450 GB/s, 5 us)".
 std::string LinkToString(const LinkModel& link);

@@ -64,5 +64,22 @@ TEST(LinkModelTest, RejectsBadLinks) {
   EXPECT_EQ(LinkPreset("nope").status().code(), absl::StatusCode::kNotFound);
 }
 
+TEST(LinkModelTest, FromAMeasuredProfile) {
+  proto::LinkProfile profile;
+  profile.set_transport("mpi");
+  profile.set_bandwidth_gbps(2.5);
+  profile.set_latency_us(40);
+  auto link = LinkFromProfile(profile);
+  ASSERT_TRUE(link.ok()) << link.status();
+  EXPECT_EQ(link->name, "measured (mpi)");
+  // 1 MB: 1e6 / 2.5e9 s = 0.4 ms, plus 0.04 ms.
+  EXPECT_NEAR(link->TransferMs(1e6), 0.44, 1e-12);
+  profile.set_bandwidth_gbps(0);
+  EXPECT_EQ(LinkFromProfile(profile).status().code(), absl::StatusCode::kInvalidArgument);
+  profile.set_bandwidth_gbps(1);
+  profile.set_latency_us(-1);
+  EXPECT_EQ(LinkFromProfile(profile).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace yolopipe

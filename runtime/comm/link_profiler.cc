@@ -1,0 +1,131 @@
+#include "runtime/comm/link_profiler.h"
+
+#include <algorithm>
+#include <chrono>
+#include <set>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+namespace yolopipe {
+namespace {
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 == 1 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+}  // namespace
+
+absl::Status ValidateLinkProfileOptions(const LinkProfileOptions& options) {
+  if (options.sizes.empty()) return absl::InvalidArgumentError("no message sizes");
+  for (size_t i = 0; i < options.sizes.size(); ++i) {
+    const int64_t b = options.sizes[i];
+    if (b < 4 || b % 4 != 0 || b > (int64_t{1} << 31)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "message sizes must be multiples of 4 bytes from 4 to 2 GiB, got ", b));
+    }
+    if (i > 0 && b <= options.sizes[i - 1]) {
+      return absl::InvalidArgumentError("message sizes must be strictly increasing");
+    }
+  }
+  if (options.repeats < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("repeats must be >= 1, got ", options.repeats));
+  }
+  if (options.warmup < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("warmup must be >= 0, got ", options.warmup));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<proto::LinkProfile> ProfileLink(Communicator& comm, int peer, bool initiator,
+                                               const LinkProfileOptions& options) {
+  if (absl::Status s = ValidateLinkProfileOptions(options); !s.ok()) return s;
+  proto::LinkProfile profile;
+  profile.set_repeats(options.repeats);
+  profile.set_warmup(options.warmup);
+  profile.set_created_by("yolopipe profile-link");
+  MicroBatchId id = 0;  // increasing per direction, as Communicator requires
+  for (int64_t bytes : options.sizes) {
+    const Shape shape = {bytes / 4};
+    Tensor out(DType::kFloat32, shape);
+    for (int64_t i = 0; i < shape[0]; ++i) out.data<float>()[i] = static_cast<float>(i % 251);
+    NamedTensors in = {{"ping", Tensor(DType::kFloat32, shape)}};
+    std::vector<double> one_way_us;
+    for (int r = 0; r < options.warmup + options.repeats; ++r, ++id) {
+      const auto start = std::chrono::steady_clock::now();
+      if (initiator) {
+        if (absl::Status s = comm.Send({id, {{"ping", out}}}, peer, options.timeout); !s.ok()) {
+          return s;
+        }
+        if (absl::Status s = comm.Recv(peer, id, &in, options.timeout); !s.ok()) return s;
+      } else {
+        if (absl::Status s = comm.Recv(peer, id, &in, options.timeout); !s.ok()) return s;
+        if (absl::Status s = comm.Send({id, {{"ping", in[0].second}}}, peer, options.timeout);
+            !s.ok()) {
+          return s;
+        }
+      }
+      const double us =
+          std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start)
+              .count();
+      if (r >= options.warmup) one_way_us.push_back(us / 2);
+    }
+    if (!initiator) continue;
+    // The echo must be what was sent: a transport that garbles data has no business being fast.
+    for (int64_t i = 0; i < shape[0]; i += std::max<int64_t>(1, shape[0] / 64)) {
+      if (in[0].second.data<float>()[i] != static_cast<float>(i % 251)) {
+        return absl::DataLossError(absl::StrCat("the echo of a ", bytes,
+                                                "-byte message differs at element ", i));
+      }
+    }
+    proto::LinkPoint* p = profile.add_points();
+    p->set_bytes(bytes);
+    p->set_min_us(*std::min_element(one_way_us.begin(), one_way_us.end()));
+    p->set_median_us(Median(one_way_us));
+    p->set_gbps(p->median_us() > 0 ? bytes / (p->median_us() * 1e3) : 0.0);
+    if (options.progress) {
+      options.progress(absl::StrFormat("%d bytes: %.1f us one way (median), %.2f GB/s", bytes,
+                                       p->median_us(), p->gbps()));
+    }
+  }
+  if (initiator && profile.points_size() >= 2) {
+    if (absl::Status s = FitLink(profile); !s.ok()) return s;
+  }
+  return profile;
+}
+
+absl::Status FitLink(proto::LinkProfile& profile) {
+  std::set<int64_t> distinct;
+  for (const proto::LinkPoint& p : profile.points()) distinct.insert(p.bytes());
+  if (distinct.size() < 2) {
+    return absl::InvalidArgumentError("fitting a link needs at least 2 distinct message sizes");
+  }
+  // time_us = a + b * bytes, b = 1 / (GB/s * 1e3).
+  double n = 0, sx = 0, sy = 0, sxx = 0, sxy = 0;
+  for (const proto::LinkPoint& p : profile.points()) {
+    const double x = static_cast<double>(p.bytes()), y = p.median_us();
+    n += 1;
+    sx += x;
+    sy += y;
+    sxx += x * x;
+    sxy += x * y;
+  }
+  double b = (n * sxy - sx * sy) / (n * sxx - sx * sx);
+  double a = (sy - b * sx) / n;
+  if (a < 0) {  // through the origin
+    a = 0;
+    b = sxy / sxx;
+  }
+  if (!(b > 0)) {
+    return absl::InvalidArgumentError(
+        "the measured times do not grow with the message size; no bandwidth can be fitted");
+  }
+  profile.set_latency_us(a);
+  profile.set_bandwidth_gbps(1.0 / (b * 1e3));
+  return absl::OkStatus();
+}
+
+}  // namespace yolopipe

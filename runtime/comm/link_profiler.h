@@ -1,0 +1,48 @@
+// Link profiling: what moving one message of B bytes between two endpoints costs, by ping-pong over
+// any Communicator (in-process, MPI, NCCL), and the line time = latency + B / bandwidth fitted to it
+// (the planner's link model, runtime/planner/link_model.h).
+#ifndef YOLOPIPE_RUNTIME_COMM_LINK_PROFILER_H_
+#define YOLOPIPE_RUNTIME_COMM_LINK_PROFILER_H_
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "runtime/comm/communicator.h"
+#include "runtime/proto/profile.pb.h"
+
+namespace yolopipe {
+
+struct LinkProfileOptions {
+  std::vector<int64_t> sizes = {4 << 10, 64 << 10, 1 << 20, 4 << 20, 16 << 20};  // bytes, > 0
+  int repeats = 20;  // timed round trips per size (>= 1)
+  int warmup = 3;    // untimed round trips per size first (>= 0)
+  absl::Duration timeout = absl::Seconds(60);  // every Send/Recv
+  // Optional: called on the initiator after each size ("1 MiB: 0.21 ms, 4.9 GB/s").
+  std::function<void(const std::string&)> progress;
+};
+
+// InvalidArgument naming the bad option.
+absl::Status ValidateLinkProfileOptions(const LinkProfileOptions& options);
+
+// Ping-pong between `comm`'s endpoint and `peer`: the initiator sends a float32 message of each
+// size and the other side sends it back; one-way time = round trip / 2. Both sides call this with
+// the same options (initiator true on one). The initiator returns the profile (points, fitted
+// line, repeats; `transport` and `endpoints` are the caller's to fill); the other side returns an
+// empty profile. Errors: the communicator's (naming peer and micro-batch), InvalidArgument for bad
+// options.
+absl::StatusOr<proto::LinkProfile> ProfileLink(Communicator& comm, int peer, bool initiator,
+                                               const LinkProfileOptions& options);
+
+// Least-squares fit of time_us = latency_us + bytes / (bandwidth_gbps * 1e3) over the points'
+// median times. The latency is clamped at >= 0 (refitting the bandwidth through the origin then).
+// InvalidArgument for fewer than 2 distinct sizes or a non-increasing fit.
+absl::Status FitLink(proto::LinkProfile& profile);
+
+}  // namespace yolopipe
+
+#endif  // YOLOPIPE_RUNTIME_COMM_LINK_PROFILER_H_
