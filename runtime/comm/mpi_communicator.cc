@@ -45,6 +45,9 @@ std::mutex& MpiLock() {
 
 constexpr int kAbortTag = 1;
 constexpr int kFirstPairTag = 16;
+// Waits poll with a sleep that doubles from 10 us up to this: short enough to add little latency,
+// long enough that an idle waiter costs the compute threads next to it almost nothing.
+constexpr int kMaxPollSleepUs = 2000;
 std::vector<MPI_Request>& RequestsOf(void* requests) {
   return *static_cast<std::vector<MPI_Request>*>(requests);
 }
@@ -373,7 +376,7 @@ absl::Status MpiFabric::WaitAll(void* requests_ptr, absl::Time deadline, const s
       }
     }
     std::this_thread::sleep_for(sleep);
-    sleep = std::min(sleep * 2, std::chrono::microseconds(1000));
+    sleep = std::min(sleep * 2, std::chrono::microseconds(kMaxPollSleepUs));
   }
 }
 
@@ -520,7 +523,7 @@ absl::Status MpiCommunicator::Recv(int peer, MicroBatchId microbatch, NamedTenso
           absl::StrCat(where, ": nothing arrived within ", absl::FormatDuration(timeout)));
     }
     std::this_thread::sleep_for(sleep);
-    sleep = std::min(sleep * 2, std::chrono::microseconds(1000));
+    sleep = std::min(sleep * 2, std::chrono::microseconds(kMaxPollSleepUs));
   }
 
   if (header->end_of_stream) {
