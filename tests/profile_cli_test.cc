@@ -102,6 +102,27 @@ TEST(ProfileCliTest, ExplicitMicrobatchesToText) {
   EXPECT_EQ(p.tensors(0).bytes_per_image(), 3u * 64 * 64 * 4);
 }
 
+// A roofline estimate for a device that is not here (a GPU): written without running anything,
+// labelled as an estimate, and accepted by plan (same model fingerprint).
+TEST(ProfileCliTest, RooflineEstimateForAnAbsentGpuFeedsPlan) {
+  const std::string path = Tmp("est.pbtxt");
+  Result r = Yolopipe("profile --imgsz 64 --device cuda --estimate roofline --conv_tflops 100 "
+                      "--memory_gbps 1000 --node_us 5 --microbatches 1,2 -o " + path);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("ESTIMATED, not measured"));
+  const std::string text = ReadFile(path);
+  EXPECT_THAT(text, HasSubstr("kind: \"cuda\""));
+  EXPECT_THAT(text, HasSubstr("yolopipe profile --estimate roofline"));
+  Result plan = Yolopipe("plan --profile " + path + " --stages 2 --batch 4 -o " + Tmp("est.json"));
+  ASSERT_EQ(plan.exit_code, 0) << plan.err;
+  EXPECT_THAT(plan.out, HasSubstr("nvlink4"));  // a cuda profile defaults to NVLink
+  Result bad = Yolopipe("profile --imgsz 64 --estimate magic -o " + path);
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_THAT(bad.err, HasSubstr("--estimate must be roofline"));
+  Result zero = Yolopipe("profile --imgsz 64 --estimate roofline --conv_tflops 0 -o " + path);
+  EXPECT_EQ(zero.exit_code, 2);
+}
+
 TEST(ProfileCliTest, HelpListsFlags) {
   Result r = Yolopipe("profile --help");
   EXPECT_EQ(r.exit_code, 0);

@@ -13,8 +13,11 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "graph/fingerprint.h"
+#include "graph/prepare.h"
 #include "runtime/artifact_io.h"
 #include "runtime/device.h"
+#include "runtime/planner/synthetic_profile.h"
 #include "runtime/profiler/profiler.h"
 #include "tools/cli_common.h"
 
@@ -97,6 +100,13 @@ int ProfileCommand(const std::vector<std::string>& args) {
                   "--batch, then --batch)");
   flags.AddInt("repeats", 5, "timed runs per micro-batch size (min and median kept)");
   flags.AddInt("warmup", 1, "untimed runs per micro-batch size first");
+  flags.AddString("estimate", "",
+                  "roofline: do not measure; estimate every node from its FLOPs and bytes with "
+                  "--conv_tflops, --memory_gbps and --node_us (planning for hardware that is not "
+                  "at hand, e.g. --device cuda; the profile says it is an estimate)");
+  flags.AddDouble("conv_tflops", 300, "--estimate: sustained convolution rate, TFLOP/s");
+  flags.AddDouble("memory_gbps", 2500, "--estimate: memory bandwidth of data-movement ops, GB/s");
+  flags.AddDouble("node_us", 4, "--estimate: fixed cost per node and micro-batch, microseconds");
   flags.AddBool("under_load", false,
                 "with --device cpu:K: the other K-1 devices run the model in a loop meanwhile, so "
                 "the timings include the contention of stages side by side in a pipeline");
@@ -162,6 +172,44 @@ int ProfileCommand(const std::vector<std::string>& args) {
 
   auto model = LoadModelFromFlags(flags);
   if (!model.ok()) return ReportError(model.status());
+
+  if (!flags.GetString("estimate").empty()) {
+    if (flags.GetString("estimate") != "roofline") {
+      return UsageError(flags, absl::StrCat("--estimate must be roofline, got '",
+                                            flags.GetString("estimate"), "'"));
+    }
+    const double tflops = flags.GetDouble("conv_tflops"), gbps = flags.GetDouble("memory_gbps"),
+                 node_us = flags.GetDouble("node_us");
+    if (!(tflops > 0) || !(gbps > 0) || !(node_us >= 0)) {
+      return UsageError(flags, "--conv_tflops and --memory_gbps must be > 0, --node_us >= 0");
+    }
+    auto shape = InputShapeFor(*model, 1, imgsz);
+    if (!shape.ok()) return ReportError(shape.status());
+    auto prepared = PrepareForExecution(model->graph, *shape);
+    if (!prepared.ok()) return ReportError(prepared.status());
+    SyntheticProfileOptions so;
+    so.model = model->source;
+    so.fingerprint = ModelFingerprint(model->graph);
+    so.microbatch_sizes = options.microbatch_sizes;
+    so.conv_gflops = tflops * 1e3;
+    so.memory_gbps = gbps;
+    so.node_overhead_ms = node_us * 1e-3;
+    so.device_kind = options.device.kind == DeviceKind::kCuda ? "cuda" : "cpu";
+    auto estimated = SyntheticProfileFromGraph(*prepared, so);
+    if (!estimated.ok()) return ReportError(estimated.status());
+    estimated->set_model(model->source);
+    estimated->mutable_device()->set_name(options.device.ToString());
+    estimated->mutable_device()->set_description(absl::StrFormat(
+        "ESTIMATED, not measured: roofline with convolutions at %.0f TFLOP/s, data movement at "
+        "%.0f GB/s, %.1f us per node",
+        tflops, gbps, node_us));
+    estimated->set_created_by("yolopipe profile --estimate roofline");
+    if (absl::Status s = WriteArtifact(path, *estimated); !s.ok()) return ReportError(s);
+    PrintSummary(*estimated);
+    std::cout << "(an estimate: " << estimated->device().description() << ")\n";
+    std::cout << "wrote " << path << "\n";
+    return kExitOk;
+  }
 
   // On a terminal each size's runs overwrite one line; in a log every line stays.
   const bool tty = isatty(STDERR_FILENO) != 0;

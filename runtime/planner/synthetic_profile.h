@@ -1,5 +1,6 @@
-// Test and benchmark helper (testonly): a realistic Profile of a prepared graph without running
-// anything. Node times come from a simple roofline (convolution FLOPs at a sustained rate, other
+// A realistic Profile of a prepared graph without running anything: test and benchmark inputs, and
+// `yolopipe profile --estimate roofline` (planning for hardware that is not at hand; such a
+// profile is an estimate and says so in its device description). Node times come from a simple roofline (convolution FLOPs at a sustained rate, other
 // ops' bytes at a memory bandwidth, plus a fixed per-node overhead per micro-batch, which makes
 // larger micro-batches cheaper per image, as real kernels are); bytes come from value shapes.
 #ifndef YOLOPIPE_RUNTIME_PLANNER_SYNTHETIC_PROFILE_H_
