@@ -19,7 +19,8 @@ filegroup(
 
 cc_library(
     name = "headers",
-    hdrs = glob(["cuda/include/**/*.h", "cuda/include/**/*.hpp"]),
+    # Every header, including extension-less ones such as <nv/target> that cuda_fp16.h includes.
+    hdrs = glob(["cuda/include/**"]),
     includes = ["cuda/include"],
 )
 
