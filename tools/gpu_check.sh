@@ -68,7 +68,9 @@ QUERY+=" + filter('cuda|gpu', tests(//runtime/...))"
 mapfile -t TESTS < <(bazel query "$QUERY" 2>/dev/null | grep '^//' | sort -u)
 [ "${#TESTS[@]}" -gt 0 ] || die "bazel query found no GPU tests: $QUERY"
 log "${#TESTS[@]} GPU test targets: ${TESTS[*]}"
-TARGETS=("//tools:yolopipe" "${TESTS[@]}")
+# The multi-process NCCL test binary (a cc_binary: the remote script starts its ranks).
+NCCL_RANKS=//runtime/cuda:nccl_communicator_test_ranks
+TARGETS=("//tools:yolopipe" "$NCCL_RANKS" "${TESTS[@]}")
 
 BUILD_FAILED=()
 if [ "$build" = 1 ]; then
@@ -163,6 +165,11 @@ copy_binary() {  # copy_binary pkg/name
 }
 
 copy_binary tools/yolopipe
+if [[ " ${BUILD_FAILED[*]} " == *" $NCCL_RANKS "* ]]; then
+  log "WARNING: $NCCL_RANKS did not build: the NCCL rank check will be skipped"
+else
+  copy_binary runtime/cuda/nccl_communicator_test_ranks
+fi
 for t in "${TESTS[@]}"; do
   if [[ " ${BUILD_FAILED[*]} " == *" $t "* ]]; then
     log "WARNING: $t did not build: left out of the bundle"

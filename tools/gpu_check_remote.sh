@@ -8,6 +8,9 @@
 #      the yolopipe binaries resolve;
 #   2. the GPU tests: every bundled test binary, filtered to the cases that need a GPU (they
 #      skipped on the build machine, where the others passed), gtest XML kept;
+#   2b. the multi-process NCCL transport: 2 and 4 ranks of nccl_communicator_test_ranks on this one
+#      GPU (each its own NCCL_HOSTID, NCCL_SOCKET_IFNAME=lo; ranks meet through FileBootstrap's
+#      directory, since there is no MPI here);
 #   3. `yolopipe bench --device cuda:0` for yolov8{n,s,m,l,x} at batch 1 and 32, fp16, CUDA graphs
 #      (and, with time left, a few cases with --cudnn_fusion: which epilogue is faster);
 #   4. the PyTorch baseline (tools/torch_gpu_baseline.py: fp16, channels_last, CUDA-graph replay)
@@ -210,6 +213,48 @@ while read -r rel filter; do
   say "  $status  $rel ($counts)"
   TEST_ROWS+=("| $rel | $status | $counts${failed:+; failed: $failed} |")
 done <"$BUNDLE/gpu_cases.txt"
+
+# NCCL ranks: N processes on the one GPU, meeting through a bootstrap directory.
+NCCL_BIN=$BUNDLE/bin/runtime/cuda/nccl_communicator_test_ranks
+if [ -x "$NCCL_BIN" ]; then
+  for n in 2 4; do
+    t=$(allowance 90 "$TESTS_END")
+    if [ "$t" -lt 10 ]; then
+      problem "NCCL $n ranks not run: the tests' share of the budget is spent"
+      TEST_ROWS+=("| NCCL, $n ranks on one GPU | NOT RUN (out of time) | |")
+      continue
+    fi
+    boot=$WORK/nccl_boot_$n
+    rm -rf "$boot" && mkdir -p "$boot"
+    pids=()
+    for ((r = 0; r < n; r++)); do
+      LD_LIBRARY_PATH=$YP_LD YOLOPIPE_BOOTSTRAP_DIR=$boot YOLOPIPE_RANK=$r YOLOPIPE_WORLD_SIZE=$n \
+        YOLOPIPE_LOCAL_RANK=0 NCCL_HOSTID=yolopipe-rank-$r NCCL_SOCKET_IFNAME=lo NCCL_DEBUG=WARN \
+        timeout -k 5 "$t" "$NCCL_BIN" >"$WORK/logs/nccl_${n}_$r.log" 2>&1 &
+      pids+=($!)
+    done
+    rc=0
+    for p in "${pids[@]}"; do wait "$p" || rc=$?; done
+    for ((r = 0; r < n; r++)); do
+      { echo "----- NCCL $n ranks, rank $r"; cat "$WORK/logs/nccl_${n}_$r.log"; } >>"$LOG"
+    done
+    passed=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$WORK/logs/nccl_${n}_0.log")
+    skipped=$(sed -n 's/^\[  SKIPPED \] \([0-9]*\) test.*/\1/p' "$WORK/logs/nccl_${n}_0.log")
+    if [ "$rc" != 0 ]; then
+      status="FAIL (exit $rc)"
+      problem "NCCL with $n ranks on one GPU failed (rank 0: $(tail -1 "$WORK/logs/nccl_${n}_0.log"))"
+    elif [ "${skipped:-0}" != 0 ]; then
+      status="PASS, but ${skipped} case(s) SKIPPED"
+      problem "NCCL with $n ranks skipped ${skipped} case(s): $(grep -m1 -i 'skip' "$WORK/logs/nccl_${n}_0.log")"
+    else
+      status="PASS"
+    fi
+    say "  $status  NCCL, $n ranks on one GPU (${passed:-0} passed)"
+    TEST_ROWS+=("| NCCL, $n ranks on one GPU | $status | ${passed:-0} passed on rank 0 |")
+  done
+else
+  problem "the NCCL rank binary is not in the bundle"
+fi
 (cd "$WORK/xml" && tar -czf "$OUT/gtest_xml.tar.gz" .) 2>>"$LOG"
 
 # --------------------------------------------------------------------------------- yolopipe bench

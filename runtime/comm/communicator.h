@@ -94,6 +94,12 @@ class Communicator {
   virtual int64_t bytes_received() const = 0;
 };
 
+// Argument checks every transport shares (the same messages whatever the transport).
+// InvalidArgument unless 0 <= peer < size and peer != rank; `what` is "Send" or "Recv".
+absl::Status CheckPeerRank(int rank, int size, int peer, const char* what);
+// InvalidArgument for an undefined tensor or a duplicate name, prefixed with `where`.
+absl::Status CheckNamedTensors(const NamedTensors& tensors, const std::string& where);
+
 // A set of `size()` endpoints connected to each other: one pipeline replica's stages and its host.
 // In one process every endpoint is local (LocalFabric); across processes (MpiFabric) each process
 // holds only its own endpoints. Thread-safe.

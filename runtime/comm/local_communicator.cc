@@ -13,22 +13,6 @@
 namespace yolopipe {
 namespace {
 
-// Undefined tensors and duplicate names are caller bugs on either side.
-absl::Status CheckNamedTensors(const NamedTensors& tensors, const std::string& where) {
-  absl::flat_hash_set<std::string> names;
-  for (const auto& [name, tensor] : tensors) {
-    if (!tensor.defined()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(where, ": tensor '", name, "' is undefined (not allocated)"));
-    }
-    if (!names.insert(name).second) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(where, ": duplicate tensor name '", name, "'"));
-    }
-  }
-  return absl::OkStatus();
-}
-
 // Checks that `sent` carries exactly the names of `into` with matching dtype, shape and layout.
 absl::Status CheckMatches(const NamedTensors& sent_tensors, const NamedTensors& into,
                           const std::string& where) {
@@ -132,15 +116,7 @@ int LocalCommunicator::size() const { return fabric_->size(); }
 void LocalCommunicator::Abort(const absl::Status& reason) { fabric_->Abort(reason); }
 
 absl::Status LocalCommunicator::CheckPeer(int peer, const char* what) const {
-  if (peer < 0 || peer >= size()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(what, " on rank ", rank_, ": peer ", peer, " out of range [0, ", size(), ")"));
-  }
-  if (peer == rank_) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(what, " on rank ", rank_, ": peer is this rank itself"));
-  }
-  return absl::OkStatus();
+  return CheckPeerRank(rank_, size(), peer, what);
 }
 
 absl::Status LocalCommunicator::Send(const TensorGroup& group, int peer, absl::Duration timeout) {

@@ -77,17 +77,10 @@ class Reader {
   size_t pos_ = 0;
 };
 
-// Undefined tensors and duplicate names are caller bugs on either side.
-absl::Status CheckNamedTensors(const NamedTensors& tensors, const std::string& where) {
-  absl::flat_hash_set<std::string> names;
+// The shared checks (communicator.h) plus MPI's message size limit (an int count of bytes).
+absl::Status CheckMpiTensors(const NamedTensors& tensors, const std::string& where) {
+  if (absl::Status s = CheckNamedTensors(tensors, where); !s.ok()) return s;
   for (const auto& [name, tensor] : tensors) {
-    if (!tensor.defined()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(where, ": tensor '", name, "' is undefined (not allocated)"));
-    }
-    if (!names.insert(name).second) {
-      return absl::InvalidArgumentError(absl::StrCat(where, ": duplicate tensor name '", name, "'"));
-    }
     if (tensor.bytes() > static_cast<size_t>(INT_MAX)) {
       return absl::InvalidArgumentError(absl::StrCat(where, ": tensor '", name, "' has ",
                                                      tensor.bytes(),
@@ -402,22 +395,14 @@ void MpiCommunicator::Abort(const absl::Status& reason) { fabric_->Abort(reason)
 absl::Status MpiCommunicator::abort_status() const { return fabric_->abort_status(); }
 
 absl::Status MpiCommunicator::CheckPeer(int peer, const char* what) const {
-  if (peer < 0 || peer >= size()) {
-    return absl::InvalidArgumentError(absl::StrCat(what, " on rank ", endpoint_, ": peer ", peer,
-                                                   " out of range [0, ", size(), ")"));
-  }
-  if (peer == endpoint_) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(what, " on rank ", endpoint_, ": peer is this rank itself"));
-  }
-  return absl::OkStatus();
+  return CheckPeerRank(endpoint_, size(), peer, what);
 }
 
 absl::Status MpiCommunicator::Send(const TensorGroup& group, int peer, absl::Duration timeout) {
   if (absl::Status s = CheckPeer(peer, "Send"); !s.ok()) return s;
   const std::string where = absl::StrCat("Send from rank ", endpoint_, " to rank ", peer,
                                          ", micro-batch ", group.microbatch);
-  if (absl::Status s = CheckNamedTensors(group.tensors, where); !s.ok()) return s;
+  if (absl::Status s = CheckMpiTensors(group.tensors, where); !s.ok()) return s;
   if (group.end_of_stream && !group.tensors.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(
         where, ": an end-of-stream marker carries no tensors, got ", group.tensors.size()));
@@ -477,7 +462,7 @@ absl::Status MpiCommunicator::Recv(int peer, MicroBatchId microbatch, NamedTenso
   const std::string where =
       absl::StrCat("Recv on rank ", endpoint_, " from rank ", peer, ", micro-batch ", microbatch);
   if (into == nullptr) return absl::InvalidArgumentError(absl::StrCat(where, ": `into` is null"));
-  if (absl::Status s = CheckNamedTensors(*into, where); !s.ok()) return s;
+  if (absl::Status s = CheckMpiTensors(*into, where); !s.ok()) return s;
   MpiFabric& f = *fabric_;
   const absl::Time deadline = absl::Now() + timeout;
   const int world_peer = f.endpoint_to_world_[peer];

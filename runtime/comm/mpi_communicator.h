@@ -30,31 +30,32 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "runtime/comm/bootstrap.h"
 #include "runtime/comm/communicator.h"
 
 namespace yolopipe {
 
 // The MPI library's lifetime in this process: MPI_Init_thread in Init, MPI_Finalize in the
 // destructor. At most one per process.
-class MpiRuntime {
+class MpiRuntime final : public Bootstrap {
  public:
   // Initialises MPI (asking for MPI_THREAD_MULTIPLE; at least MPI_THREAD_SERIALIZED is needed).
   // FailedPrecondition if MPI was already initialised or the thread level is too low.
   static absl::StatusOr<std::unique_ptr<MpiRuntime>> Init(int* argc, char*** argv);
-  ~MpiRuntime();  // MPI_Finalize (skipped after an MPI_Abort)
+  ~MpiRuntime() override;  // MPI_Finalize (skipped after an MPI_Abort)
   MpiRuntime(const MpiRuntime&) = delete;
   MpiRuntime& operator=(const MpiRuntime&) = delete;
 
-  int rank() const { return rank_; }
-  int size() const { return size_; }
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
   // This rank's index among the ranks on its host (OMPI_COMM_WORLD_LOCAL_RANK, SLURM_LOCALID, or
   // MPI_COMM_TYPE_SHARED), used to pick a GPU.
   int local_rank() const { return local_rank_; }
 
   // Collective: `bytes` on every rank becomes `root`'s.
-  absl::Status Broadcast(std::string* bytes, int root) const;
+  absl::Status Broadcast(std::string* bytes, int root) const override;
   // Collective: the largest of every rank's `value`.
-  absl::StatusOr<int> MaxOverRanks(int value) const;
+  absl::StatusOr<int> MaxOverRanks(int value) const override;
 
   // True when this process was started by mpirun/mpiexec or srun (their environment variables).
   static bool LaunchedByMpi();

@@ -255,15 +255,7 @@ absl::Status ValidateInProcessDevices(const std::vector<int>& devices) {
 int NcclCommunicator::size() const { return fabric_->size(); }
 
 absl::Status NcclCommunicator::CheckPeer(int peer, const char* what) const {
-  if (peer < 0 || peer >= size()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(what, " on rank ", rank_, ": peer ", peer, " out of range [0, ", size(), ")"));
-  }
-  if (peer == rank_) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(what, " on rank ", rank_, ": peer is this rank itself"));
-  }
-  return absl::OkStatus();
+  return CheckPeerRank(rank_, size(), peer, what);
 }
 
 void NcclCommunicator::Abort(const absl::Status& reason) { fabric_->Abort(reason); }
@@ -912,7 +904,7 @@ absl::Status NcclCommunicator::InitResources(void* comm) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::unique_ptr<NcclFabric>> NcclFabric::Create(const MpiRuntime& mpi, int device,
+absl::StatusOr<std::unique_ptr<NcclFabric>> NcclFabric::Create(const Bootstrap& mpi, int device,
                                                                const NcclOptions& options) {
   const int rank = mpi.rank();
   const int size = mpi.size();

@@ -3,8 +3,9 @@
 // this needs no CUDA or NCCL headers (handles travel as void*).
 //
 // Two ways to build a fabric:
-//   - NcclFabric::Create(mpi, device): one rank per process (mpirun / srun). Rank 0 makes the
-//     ncclUniqueId and MpiRuntime::Broadcast hands it to the others; endpoint r is world rank r.
+//   - NcclFabric::Create(bootstrap, device): one rank per process (mpirun / srun, or a script with
+//     FileBootstrap). Rank 0 makes the ncclUniqueId and Bootstrap::Broadcast hands it to the others;
+//     endpoint r is rank r.
 //   - NcclFabric::CreateInProcess(devices): one process, endpoint i on GPU devices[i], each
 //     endpoint driven by its own thread. NCCL refuses two ranks on one GPU inside one process
 //     ("Duplicate GPU"), so the devices must be distinct (InvalidArgument otherwise).
@@ -73,6 +74,7 @@
 #include "absl/time/time.h"
 #include "base/dtype.h"
 #include "base/tensor.h"
+#include "runtime/comm/bootstrap.h"
 #include "runtime/comm/communicator.h"
 #include "runtime/comm/mpi_communicator.h"
 #include "runtime/cuda/device_memory.h"
@@ -224,10 +226,11 @@ class NcclCommunicator final : public Communicator {
 
 class NcclFabric final : public Fabric {
  public:
-  // Collective over the MPI job: world rank r becomes endpoint r, using GPU `device` (normally
-  // its local rank modulo the visible devices). Every rank learns whether all ranks succeeded
-  // (an error on one rank is an error on all).
-  static absl::StatusOr<std::unique_ptr<NcclFabric>> Create(const MpiRuntime& mpi, int device,
+  // Collective over the job's ranks (MpiRuntime under mpirun, or FileBootstrap for ranks started
+  // without MPI): rank r becomes endpoint r, using GPU `device` (normally its local rank modulo
+  // the visible devices). Every rank learns whether all ranks succeeded (an error on one rank is
+  // an error on all).
+  static absl::StatusOr<std::unique_ptr<NcclFabric>> Create(const Bootstrap& mpi, int device,
                                                             const NcclOptions& options = {});
   // One process: endpoint i on devices[i] (distinct). Needs devices.size() GPUs.
   static absl::StatusOr<std::unique_ptr<NcclFabric>> CreateInProcess(

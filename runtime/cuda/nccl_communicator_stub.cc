@@ -33,7 +33,7 @@ absl::Status NcclCommunicator::RecvDevice(int, MicroBatchId, DeviceNamedTensors*
 absl::Status NcclCommunicator::abort_status() const { return absl::OkStatus(); }
 void NcclCommunicator::AbortLocal(const absl::Status&) {}
 
-absl::StatusOr<std::unique_ptr<NcclFabric>> NcclFabric::Create(const MpiRuntime& mpi, int device,
+absl::StatusOr<std::unique_ptr<NcclFabric>> NcclFabric::Create(const Bootstrap& mpi, int device,
                                                                const NcclOptions&) {
   if (device < 0) {
     return absl::InvalidArgumentError(absl::StrCat("NCCL fabric on rank ", mpi.rank(), " of ",

@@ -23,6 +23,7 @@
 #include "base/tensor.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "runtime/comm/bootstrap.h"
 #include "runtime/cuda/cuda_probe.h"
 #include "runtime/cuda/cuda_util.h"
 #include "runtime/cuda/device_memory.h"
@@ -481,7 +482,8 @@ TEST(NcclInProcessTest, AbortWakesABlockedRecvWithTheReason) {
 
 // ---- One NCCL rank per MPI rank (launched by mpirun) ----
 
-MpiRuntime* g_mpi = nullptr;
+Bootstrap* g_mpi = nullptr;  // MpiRuntime (mpirun) or FileBootstrap (a launch script)
+int g_local_rank = 0;
 constexpr absl::Duration kTimeout = absl::Seconds(60);
 
 // Creates the fabric on GPU local_rank % visible GPUs; skips (on every rank alike) without a GPU.
@@ -494,7 +496,7 @@ class NcclRanksTest : public ::testing::Test {
       EXPECT_EQ(fabric.status().code(), absl::StatusCode::kFailedPrecondition);
       GTEST_SKIP() << devices.status();
     }
-    device_ = g_mpi->local_rank() % static_cast<int>(devices->size());
+    device_ = g_local_rank % static_cast<int>(devices->size());
     absl::StatusOr<std::unique_ptr<NcclFabric>> fabric = NcclFabric::Create(*g_mpi, device_);
     ASSERT_TRUE(fabric.ok()) << fabric.status();
     fabric_ = *std::move(fabric);
@@ -626,23 +628,39 @@ TEST_F(NcclRanksTest, DeadlineNamesPeerAndMicroBatchThenAborted) {
 }  // namespace yolopipe
 
 #ifdef YOLOPIPE_NCCL_MPI_RANKS
+// Ranks come from mpirun (MPI), or, where no MPI is installed (the GPU machine), from a script that
+// starts N copies with YOLOPIPE_BOOTSTRAP_DIR, YOLOPIPE_RANK and YOLOPIPE_WORLD_SIZE set.
 int main(int argc, char** argv) {
-  auto runtime = yolopipe::MpiRuntime::Init(&argc, &argv);
-  if (!runtime.ok()) {
-    fprintf(stderr, "%s\n", std::string(runtime.status().message()).c_str());
+  std::unique_ptr<yolopipe::Bootstrap> bootstrap;
+  auto from_env = yolopipe::FileBootstrap::FromEnvironment(absl::Seconds(120));
+  if (from_env.ok()) {
+    bootstrap = std::move(*from_env);
+    const char* local = std::getenv("YOLOPIPE_LOCAL_RANK");
+    yolopipe::g_local_rank = local != nullptr ? std::atoi(local) : bootstrap->rank();
+  } else if (from_env.status().code() != absl::StatusCode::kNotFound) {
+    fprintf(stderr, "%s\n", std::string(from_env.status().message()).c_str());
     return 1;
+  } else {
+    auto runtime = yolopipe::MpiRuntime::Init(&argc, &argv);
+    if (!runtime.ok()) {
+      fprintf(stderr, "%s\n", std::string(runtime.status().message()).c_str());
+      return 1;
+    }
+    yolopipe::g_local_rank = (*runtime)->local_rank();
+    bootstrap = std::move(*runtime);
   }
-  yolopipe::g_mpi = runtime->get();
-  if ((*runtime)->rank() != 0) {
+  yolopipe::g_mpi = bootstrap.get();
+  if (bootstrap->rank() != 0) {
     // One XML report (rank 0's); every rank's result reaches the exit code below.
     unsetenv("XML_OUTPUT_FILE");
     unsetenv("GTEST_OUTPUT");
+    unsetenv("TEST_PREMATURE_EXIT_FILE");
     ::testing::GTEST_FLAG(output) = "";
   }
   ::testing::InitGoogleTest(&argc, argv);
   const int rc = RUN_ALL_TESTS();
-  absl::StatusOr<int> worst = (*runtime)->MaxOverRanks(rc);
-  runtime->reset();  // MPI_Finalize
+  absl::StatusOr<int> worst = bootstrap->MaxOverRanks(rc);
+  bootstrap.reset();  // MPI_Finalize under MPI
   return worst.ok() ? *worst : 1;
 }
 #endif
