@@ -65,6 +65,7 @@ int PlanCommand(const std::vector<std::string>& args);
 int SimulateCommand(const std::vector<std::string>& args);
 int CompareCommand(const std::vector<std::string>& args);
 int ProfileLinkCommand(const std::vector<std::string>& args);
+int DetectCommand(const std::vector<std::string>& args);
 
 }  // namespace yolopipe::cli
 

@@ -20,6 +20,7 @@ constexpr char kUsage[] =
     "  simulate simulate a plan's schedule: throughput, latency, idle time, trace\n"
     "  compare  run every mode on one input: table, traces, SVG report\n"
     "  profile-link  send/recv time by message size (MPI ranks or CPU devices) -> plan --link\n"
+    "  detect   detect objects in images: annotated PNGs and JSON, any mode\n"
     "\n"
     "`yolopipe <command> --help` lists the command's flags.\n";
 
@@ -46,6 +47,7 @@ int main(int argc, char** argv) {
   if (command == "simulate") return SimulateCommand(args);
   if (command == "compare") return CompareCommand(args);
   if (command == "profile-link") return ProfileLinkCommand(args);
+  if (command == "detect") return DetectCommand(args);
   std::cerr << "error: unknown command '" << command << "'\n\n" << kUsage;
   return kExitUsage;
 }

@@ -1,0 +1,414 @@
+// yolopipe detect: images in, boxes out (annotated PNGs and JSON), through any parallel mode.
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <iostream>
+#include <memory>
+#include <set>
+#include <system_error>
+#include <unistd.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_format.h"
+#include "runtime/artifact_io.h"
+#include "runtime/detect/draw.h"
+#include "runtime/detect/image.h"
+#include "runtime/detect/letterbox.h"
+#include "runtime/detect/nms.h"
+#include "runtime/device.h"
+#include "runtime/pipeline/pipeline.h"
+#include "runtime/proto/plan.pb.h"
+#include "tools/cli_common.h"
+
+namespace yolopipe::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr char kExitCodesHelp[] =
+    "exit status: 0 when at least one image was processed (unreadable or corrupt images are "
+    "reported as 'warning: skipping FILE: reason' and skipped); 1 when no image could be "
+    "processed or the model, pipeline or an output file failed; 2 for bad usage";
+
+bool IsImageExtension(const fs::path& p) {
+  std::string ext = p.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return ext == ".jpg" || ext == ".jpeg" || ext == ".png" || ext == ".bmp";
+}
+
+// Directories expand to their image files (sorted, not recursive); anything else is taken as a
+// file (a missing one is reported when it is decoded).
+absl::StatusOr<std::vector<std::string>> ExpandInputs(const std::vector<std::string>& inputs) {
+  std::vector<std::string> files;
+  for (const std::string& in : inputs) {
+    std::error_code ec;
+    if (!fs::is_directory(in, ec)) {
+      files.push_back(in);
+      continue;
+    }
+    std::vector<std::string> found;
+    for (fs::directory_iterator it(in, ec), end; !ec && it != end; it.increment(ec)) {
+      std::error_code fec;
+      if (it->is_regular_file(fec) && IsImageExtension(it->path())) {
+        found.push_back(it->path().string());
+      }
+    }
+    if (ec) {
+      return absl::InvalidArgumentError(absl::StrCat(in, ": cannot list directory: ", ec.message()));
+    }
+    std::sort(found.begin(), found.end());
+    files.insert(files.end(), found.begin(), found.end());
+  }
+  return files;
+}
+
+// One decoded, letterboxed batch, ready to run.
+struct PreparedImage {
+  std::string file;
+  Image image;  // kept only when annotated PNGs are written
+  int width = 0, height = 0;
+  LetterboxTransform transform;
+};
+struct PreparedBatch {
+  Tensor input;  // (n, 3, S, S); empty when n == 0
+  std::vector<PreparedImage> images;
+  std::vector<std::string> warnings;  // "skipping FILE: reason"
+};
+
+PreparedBatch Prepare(const std::vector<std::string>& files, size_t begin, size_t end,
+                      int64_t size, bool keep_images) {
+  PreparedBatch batch;
+  std::vector<Image> decoded;
+  for (size_t i = begin; i < end; ++i) {
+    auto image = DecodeImageFile(files[i]);
+    if (!image.ok()) {
+      // The decoder's message already starts with the file name; say it once.
+      std::string reason(image.status().message());
+      if (absl::StartsWith(reason, files[i] + ": ")) reason.erase(0, files[i].size() + 2);
+      batch.warnings.push_back(absl::StrCat("skipping ", files[i], ": ", reason));
+      continue;
+    }
+    PreparedImage p;
+    p.file = files[i];
+    p.width = image->width;
+    p.height = image->height;
+    batch.images.push_back(std::move(p));
+    decoded.push_back(std::move(*image));
+  }
+  if (decoded.empty()) return batch;
+  batch.input = Tensor(DType::kFloat32, {static_cast<int64_t>(decoded.size()), 3, size, size});
+  for (size_t i = 0; i < decoded.size(); ++i) {
+    auto t = LetterboxIntoBatch(decoded[i], batch.input, static_cast<int64_t>(i));
+    // Cannot fail: the tensor was made for it and the image decoded non-empty.
+    batch.images[i].transform = t.ok() ? *t : LetterboxTransform{};
+    if (keep_images) batch.images[i].image = std::move(decoded[i]);
+  }
+  return batch;
+}
+
+std::string JsonString(const std::string& s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < 0x20) {
+      out += absl::StrFormat("\\u%04x", c);
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out + "\"";
+}
+
+std::string JsonNumber(double v, int decimals) {
+  if (!std::isfinite(v)) return "null";
+  return absl::StrFormat("%.*f", decimals, v);
+}
+
+struct ImageResult {
+  std::string file;
+  int width = 0, height = 0;
+  std::vector<Detection> detections;  // original-image pixels
+};
+
+std::string ToJson(const std::vector<ImageResult>& results,
+                   const std::vector<std::string>& class_names) {
+  std::string out = "[\n";
+  for (size_t i = 0; i < results.size(); ++i) {
+    const ImageResult& r = results[i];
+    absl::StrAppend(&out, "  {\"file\": ", JsonString(r.file), ", \"width\": ", r.width,
+                    ", \"height\": ", r.height, ", \"detections\": [");
+    for (size_t j = 0; j < r.detections.size(); ++j) {
+      const Detection& d = r.detections[j];
+      const std::string name = d.class_id >= 0 &&
+                                       d.class_id < static_cast<int>(class_names.size())
+                                   ? class_names[d.class_id]
+                                   : std::to_string(d.class_id);
+      absl::StrAppend(&out, j == 0 ? "\n" : ",\n", "    {\"box\": [", JsonNumber(d.x1, 2), ", ",
+                      JsonNumber(d.y1, 2), ", ", JsonNumber(d.x2, 2), ", ", JsonNumber(d.y2, 2),
+                      "], \"score\": ", JsonNumber(d.score, 5), ", \"class_id\": ", d.class_id,
+                      ", \"class_name\": ", JsonString(name), "}");
+    }
+    absl::StrAppend(&out, r.detections.empty() ? "]}" : "\n  ]}",
+                    i + 1 < results.size() ? ",\n" : "\n");
+  }
+  return out + "]\n";
+}
+
+absl::Status WriteFileAtomically(const std::string& path, const std::string& text) {
+  const std::string tmp = absl::StrCat(path, ".tmp.", getpid());
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << text;
+    out.close();
+    if (!out) {
+      std::remove(tmp.c_str());
+      return absl::InternalError(absl::StrCat(path, ": cannot write (temporary file ", tmp, ")"));
+    }
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    return absl::InternalError(absl::StrCat(path, ": cannot rename ", tmp, " into place"));
+  }
+  return absl::OkStatus();
+}
+
+// --image may be repeated; FlagSet keeps one value per flag, so the occurrences are taken out of
+// the arguments here. Returns false (and sets *error) for an --image without a value.
+bool ExtractImages(const std::vector<std::string>& args, std::vector<std::string>* rest,
+                   std::vector<std::string>* images, std::string* error) {
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a == "--image" || a == "-image") {
+      if (i + 1 >= args.size()) {
+        *error = "--image needs a value";
+        return false;
+      }
+      images->push_back(args[++i]);
+    } else if (a.rfind("--image=", 0) == 0) {
+      images->push_back(a.substr(8));
+    } else {
+      rest->push_back(a);
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+int DetectCommand(const std::vector<std::string>& args) {
+  FlagSet flags("detect",
+                absl::StrCat("Detect objects in images: annotated PNGs and JSON, through any "
+                             "mode (single, pipeline, data, hybrid).\n",
+                             kExitCodesHelp));
+  AddModelFlags(flags);
+  flags.AddString("image", "",
+                  "an image file (.jpg .jpeg .png .bmp) or a directory of them (sorted); repeat "
+                  "for more");
+  flags.AddString("out", "", "write <out>/<name>.png with boxes and labels for every image");
+  flags.AddString("json", "", "write detections of every image as JSON to this file");
+  flags.AddDouble("conf", 0.25, "confidence threshold (keep best class score > conf)");
+  flags.AddDouble("iou", 0.7, "NMS IoU threshold (suppress same-class boxes with IoU > iou)");
+  flags.AddInt("max_det", 300, "at most this many detections per image");
+  flags.AddInt("max_candidates", 30000, "at most this many boxes per image enter NMS");
+  flags.AddInt("batch", 8, "images per batch run through the pipeline");
+  flags.AddString("devices", "cpu", "cpu, cpu:K (K CPU devices splitting the cores)");
+  flags.AddString("mode", "single", "single, pipeline, data or hybrid (DESIGN.md)");
+  flags.AddInt("stages", 0, "pipeline/hybrid: stages K (0: the plan's, or devices / replicas)");
+  flags.AddInt("replicas", 1, "hybrid: replicas R of the K-stage pipeline (devices = R*K)");
+  flags.AddString("plan", "", "pipeline/hybrid: plan file (.pbtxt/.pb/.json); default: plan on the spot");
+  flags.AddInt("microbatch", 0, "images per micro-batch (0: the plan's, else 1)");
+  flags.AddInt("threads", 0, "threads per CPU device (0: the device's share of the cores)");
+
+  std::vector<std::string> rest, inputs;
+  std::string image_error;
+  if (!ExtractImages(args, &rest, &inputs, &image_error)) {
+    std::cerr << "error: " << image_error << "\n\n" << flags.Usage();
+    return kExitUsage;
+  }
+  if (int rc = ParseOrExit(flags, rest); rc >= 0) return rc;
+  if (inputs.empty()) {
+    std::cerr << "error: give at least one --image FILE|DIR\n\n" << flags.Usage();
+    return kExitUsage;
+  }
+  PostprocessOptions post;
+  post.conf = static_cast<float>(flags.GetDouble("conf"));
+  post.iou = static_cast<float>(flags.GetDouble("iou"));
+  post.max_det = static_cast<int>(std::clamp<int64_t>(flags.GetInt("max_det"), -1, 1 << 30));
+  post.max_candidates =
+      static_cast<int>(std::clamp<int64_t>(flags.GetInt("max_candidates"), -1, 1 << 30));
+  if (absl::Status s = ValidatePostprocessOptions(post); !s.ok()) {
+    std::cerr << "error: --" << s.message() << "\n";
+    return kExitUsage;
+  }
+  const int64_t batch_size = flags.GetInt("batch");
+  if (batch_size < 1 || batch_size > 4096) {
+    std::cerr << "error: --batch must be in [1, 4096], got " << batch_size << "\n";
+    return kExitUsage;
+  }
+  auto mode = ParseMode(flags.GetString("mode"));
+  if (!mode.ok()) {
+    std::cerr << "error: --" << mode.status().message() << "\n";
+    return kExitUsage;
+  }
+  if (flags.GetInt("microbatch") < 0 || flags.GetInt("stages") < 0 ||
+      flags.GetInt("replicas") < 1) {
+    std::cerr << "error: --microbatch and --stages must be >= 0 and --replicas >= 1\n";
+    return kExitUsage;
+  }
+  auto devices = ParseDevices(flags.GetString("devices"), static_cast<int>(flags.GetInt("threads")));
+  if (!devices.ok()) {
+    std::cerr << "error: " << devices.status().message() << "\n";
+    return kExitUsage;
+  }
+
+  auto files = ExpandInputs(inputs);
+  if (!files.ok()) return ReportError(files.status());
+  if (files->empty()) {
+    return ReportError(absl::InvalidArgumentError("no images found (directories are searched "
+                                                  "for .jpg .jpeg .png .bmp files)"));
+  }
+  const std::string out_dir = flags.GetString("out");
+  if (!out_dir.empty()) {
+    std::error_code ec;
+    fs::create_directories(out_dir, ec);
+    if (ec || !fs::is_directory(out_dir)) {
+      return ReportError(absl::InvalidArgumentError(
+          absl::StrCat(out_dir, ": cannot create output directory: ", ec.message())));
+    }
+  }
+
+  auto model = LoadModelFromFlags(flags);
+  if (!model.ok()) return ReportError(model.status());
+  auto shape = InputShapeFor(*model, 1, flags.GetInt("imgsz"));
+  if (!shape.ok()) return ReportError(shape.status());
+  if ((*shape)[2] != (*shape)[3]) {
+    return ReportError(absl::InvalidArgumentError(absl::StrCat(
+        "detect needs a square model input, got ", ShapeToString(*shape))));
+  }
+  const int64_t size = (*shape)[2];
+
+  PipelineOptions options;
+  options.mode = *mode;
+  options.devices = *devices;
+  options.stages = static_cast<int>(flags.GetInt("stages"));
+  options.replicas = static_cast<int>(flags.GetInt("replicas"));
+  proto::Plan plan;
+  if (!flags.GetString("plan").empty()) {
+    if (absl::Status s = ReadArtifact(flags.GetString("plan"), &plan); !s.ok()) {
+      return ReportError(s);
+    }
+    options.plan = &plan;
+    if (*mode == Mode::kHybrid && !flags.IsSet("replicas")) options.replicas = plan.replicas();
+  }
+  int64_t microbatch = flags.GetInt("microbatch");
+  if (microbatch == 0) microbatch = options.plan != nullptr ? plan.microbatch() : 1;
+  options.microbatch = static_cast<int>(microbatch);
+  auto pipeline = Pipeline::Create(*model, size, options);
+  if (!pipeline.ok()) return ReportError(pipeline.status());
+  Pipeline& p = **pipeline;
+  std::cout << "yolopipe detect: " << model->source << ", mode " << ModeName(*mode) << ", "
+            << p.num_replicas() << " replica(s) x " << p.num_stages() << " stage(s), micro-batch "
+            << p.microbatch() << ", " << files->size() << " image(s) at " << size << "x" << size
+            << "\n";
+
+  const std::vector<std::string>& class_names = model->metadata.class_names;
+  const bool annotate = !out_dir.empty();
+  std::vector<ImageResult> results;
+  std::set<std::string> used_names;
+  int64_t skipped = 0, detections = 0;
+  ProgressLine progress("detect", static_cast<int64_t>(files->size()));
+  const auto start = std::chrono::steady_clock::now();
+  const size_t n = files->size();
+  const auto prepare = [&](size_t begin) {
+    return Prepare(*files, begin, std::min(n, begin + static_cast<size_t>(batch_size)), size,
+                   annotate);
+  };
+  // Double buffering: batch k+1 is decoded and letterboxed on a second thread while batch k runs.
+  std::future<PreparedBatch> next = std::async(std::launch::async, prepare, size_t{0});
+  for (size_t begin = 0; begin < n; begin += static_cast<size_t>(batch_size)) {
+    PreparedBatch batch = next.get();
+    const size_t following = begin + static_cast<size_t>(batch_size);
+    if (following < n) next = std::async(std::launch::async, prepare, following);
+    for (const std::string& w : batch.warnings) std::cerr << "warning: " << w << "\n";
+    skipped += static_cast<int64_t>(batch.warnings.size());
+    if (!batch.images.empty()) {
+      auto output = p.Run(batch.input);
+      if (!output.ok()) {
+        progress.Done();
+        if (next.valid()) next.wait();
+        return ReportError(output.status());
+      }
+      const int64_t rows = output->dim(1), anchors = output->dim(2);
+      for (size_t i = 0; i < batch.images.size(); ++i) {
+        PreparedImage& im = batch.images[i];
+        auto dets = Postprocess(output->data<float>() + i * rows * anchors, rows, anchors, post);
+        if (!dets.ok()) {
+          progress.Done();
+          if (next.valid()) next.wait();
+          return ReportError(dets.status());
+        }
+        for (Detection& d : *dets) MapBoxToOriginal(im.transform, &d.x1, &d.y1, &d.x2, &d.y2);
+        detections += static_cast<int64_t>(dets->size());
+        if (annotate) {
+          for (const Detection& d : *dets) {
+            const std::string name = d.class_id < static_cast<int>(class_names.size())
+                                         ? class_names[d.class_id]
+                                         : std::to_string(d.class_id);
+            DrawDetection(im.image, d, name);
+          }
+          // <out>/<stem>.png; a name already used (two inputs with one stem) gets _2, _3, ...
+          const std::string stem = fs::path(im.file).stem().string();
+          std::string name = stem + ".png";
+          for (int k = 2; used_names.count(name) > 0; ++k) name = absl::StrCat(stem, "_", k, ".png");
+          used_names.insert(name);
+          const std::string path = (fs::path(out_dir) / name).string();
+          std::error_code ec;
+          if (fs::equivalent(path, im.file, ec)) {
+            progress.Done();
+            if (next.valid()) next.wait();
+            return ReportError(absl::InvalidArgumentError(
+                absl::StrCat(path, ": refusing to overwrite an input image; choose another --out")));
+          }
+          if (absl::Status s = WritePng(path, im.image); !s.ok()) {
+            progress.Done();
+            if (next.valid()) next.wait();
+            return ReportError(s);
+          }
+        }
+        results.push_back({im.file, im.width, im.height, std::move(*dets)});
+      }
+    }
+    progress.Update(static_cast<int64_t>(std::min(n, following)));
+  }
+  progress.Done();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+
+  if (!flags.GetString("json").empty()) {
+    if (absl::Status s = WriteFileAtomically(flags.GetString("json"), ToJson(results, class_names));
+        !s.ok()) {
+      return ReportError(s);
+    }
+    std::cout << "wrote " << flags.GetString("json") << "\n";
+  }
+  if (annotate) std::cout << "wrote " << results.size() << " annotated PNG(s) to " << out_dir << "\n";
+  std::cout << absl::StrFormat("%d image(s) processed, %d skipped, %d detection(s), %.2f img/s\n",
+                               results.size(), skipped, detections,
+                               seconds > 0 ? results.size() / seconds : 0.0);
+  if (results.empty()) {
+    return ReportError(absl::InvalidArgumentError(
+        absl::StrCat("no image could be processed (", skipped, " skipped)")));
+  }
+  return kExitOk;
+}
+
+}  // namespace yolopipe::cli
