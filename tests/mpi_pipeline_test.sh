@@ -2,8 +2,8 @@
 # Multi-process pipeline under mpirun (one rank per stage, CPU ranks, MPI transport):
 #   1. 3 ranks, pipeline mode: output byte-for-byte equal to `single` on the same input;
 #   2. 4 ranks, hybrid 2x2: the same;
-#   3. a rank killed with SIGKILL mid-stream: the job ends within 60 s, non-zero, and the
-#      launcher's message names the dead rank;
+#   3. a rank killed with SIGKILL mid-stream: the job ends within 60 s, non-zero, the
+#      launcher's message names the dead rank, and the survivors say which rank and stage they were;
 #   4. a bad plan: every rank stops with an "error: rank N: ..." message and a non-zero exit;
 #   5. profile-link over MPI between ranks 0 and 1, and a plan priced with it.
 set -uo pipefail
@@ -57,6 +57,11 @@ if [ -s "$tmp/rank2.pid" ]; then
   [ "$code" -ne 0 ] || fail "the job exited 0 after rank 2 was killed"
   [ "$code" -ne 124 ] || fail "the job hung after rank 2 was killed (timeout)"
   grep -qi "rank 2" "$tmp/kill.log" || fail "no message names rank 2: $(tail -5 "$tmp/kill.log")"
+  # The survivors say which rank and stage they were when the launcher stopped them.
+  for r in 0 1; do
+    grep -q "error: rank $r (stage $r): terminated by the MPI launcher" "$tmp/kill.log" ||
+      fail "rank $r did not say it was stopped: $(tail -5 "$tmp/kill.log")"
+  done
   echo "killed rank 2: the job ended in ${elapsed} s with exit code $code"
 else
   kill "$launcher" 2>/dev/null

@@ -1,6 +1,10 @@
 // yolopipe run: run a model on a batch and report throughput.
+#include <signal.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <iostream>
 #include <thread>
 
@@ -61,6 +65,29 @@ absl::StatusOr<Tensor> StreamRun(Pipeline& p, const Tensor& input, int64_t count
   return last;
 }
 
+// Under MPI, when the launcher ends the job because another rank failed or died, it sends this
+// rank SIGTERM: say which rank and stage is stopping, so the log names every rank's part.
+char g_termination_message[256];
+size_t g_termination_length = 0;
+
+void OnTerminate(int signal) {
+  (void)!write(STDERR_FILENO, g_termination_message, g_termination_length);
+  _exit(128 + signal);
+}
+
+void ExplainTermination(const MpiRuntime& mpi, const Pipeline& p) {
+  const PipelineTopology& t = p.topology();
+  const std::string message = absl::StrCat(
+      "error: rank ", mpi.rank(), " (", t.Name(t.ReplicaOfDevice(mpi.rank()),
+                                              t.StageOfDevice(mpi.rank())),
+      "): terminated by the MPI launcher: another rank of the job failed or died\n");
+  g_termination_length = std::min(message.size(), sizeof(g_termination_message));
+  std::memcpy(g_termination_message, message.data(), g_termination_length);
+  struct sigaction action = {};
+  action.sa_handler = OnTerminate;
+  sigaction(SIGTERM, &action, nullptr);
+}
+
 // Under MPI a failure on any rank ends the whole job (MPI_Abort) after printing which rank failed
 // and why; otherwise the usual error exit.
 int Fail(const MpiRuntime* mpi, const absl::Status& status) {
@@ -95,6 +122,7 @@ int RunPipelined(const FlagSet& flags, Mode mode, const Model& model,
   auto pipeline = Pipeline::Create(model, input.dim(2), options);
   if (!pipeline.ok()) return Fail(mpi, pipeline.status());
   Pipeline& p = **pipeline;
+  if (mpi != nullptr) ExplainTermination(*mpi, p);
   if (serving) {
     // One stream per stream rank 0 opens: its warm-up and timed runs, or its one open stream.
     const int64_t streams = flags.GetInt("stream") > 0
