@@ -3,7 +3,9 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <utility>
 
@@ -107,6 +109,60 @@ void ProgressLine::Print(int64_t done, bool final) {
   } else {
     std::cerr << line << "\n";
   }
+}
+
+std::string JsonString(const std::string& s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < 0x20) {
+      out += absl::StrFormat("\\u%04x", c);
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out + "\"";
+}
+
+std::string JsonNumber(double v, int decimals) {
+  if (!std::isfinite(v)) return "null";
+  return absl::StrFormat("%.*f", decimals, v);
+}
+
+std::string DetectionsJsonArray(const std::vector<Detection>& detections,
+                                const std::vector<std::string>& class_names) {
+  std::string out = "[";
+  for (size_t j = 0; j < detections.size(); ++j) {
+    const Detection& d = detections[j];
+    const std::string name = d.class_id >= 0 && d.class_id < static_cast<int>(class_names.size())
+                                 ? class_names[d.class_id]
+                                 : std::to_string(d.class_id);
+    absl::StrAppend(&out, j == 0 ? "\n" : ",\n", "    {\"box\": [", JsonNumber(d.x1, 2), ", ",
+                    JsonNumber(d.y1, 2), ", ", JsonNumber(d.x2, 2), ", ", JsonNumber(d.y2, 2),
+                    "], \"score\": ", JsonNumber(d.score, 5), ", \"class_id\": ", d.class_id,
+                    ", \"class_name\": ", JsonString(name), "}");
+  }
+  return out + (detections.empty() ? "]" : "\n  ]");
+}
+
+absl::Status WriteFileAtomically(const std::string& path, const std::string& text) {
+  const std::string tmp = absl::StrCat(path, ".tmp.", getpid());
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << text;
+    out.close();
+    if (!out) {
+      std::remove(tmp.c_str());
+      return absl::InternalError(absl::StrCat(path, ": cannot write (temporary file ", tmp, ")"));
+    }
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    return absl::InternalError(absl::StrCat(path, ": cannot rename ", tmp, " into place"));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace yolopipe::cli

@@ -8,6 +8,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "runtime/detect/nms.h"
 #include "runtime/model.h"
 #include "tools/flags.h"
 
@@ -33,6 +34,19 @@ int ReportError(const absl::Status& status);
 std::string FormatBytes(double bytes);
 // "3,151,904"
 std::string WithThousands(int64_t n);
+
+// JSON text for the commands' outputs: a quoted, escaped string; a number with `decimals`
+// decimals ("null" for NaN or infinity).
+std::string JsonString(const std::string& s);
+std::string JsonNumber(double v, int decimals);
+// A JSON array of detections, one per line indented by four spaces, closed on its own line indented
+// by two: [{"box": [x1, y1, x2, y2], "score": s, "class_id": c, "class_name": "name"}, ...]. Class
+// names come from `class_names` where the id is in range, else the id as text.
+std::string DetectionsJsonArray(const std::vector<Detection>& detections,
+                                const std::vector<std::string>& class_names);
+// Writes `text` to a temporary file beside `path`, then renames it into place, so a reader never
+// sees a half-written file under `path`.
+absl::Status WriteFileAtomically(const std::string& path, const std::string& text);
 
 // A progress line on stderr for long work: "label 1234/10000 (12%), 56.7/s". On a terminal it
 // redraws in place at most 5 times a second; otherwise it prints a line at every 10%. Not
@@ -66,6 +80,7 @@ int SimulateCommand(const std::vector<std::string>& args);
 int CompareCommand(const std::vector<std::string>& args);
 int ProfileLinkCommand(const std::vector<std::string>& args);
 int DetectCommand(const std::vector<std::string>& args);
+int StreamCommand(const std::vector<std::string>& args);
 
 }  // namespace yolopipe::cli
 

@@ -113,26 +113,6 @@ PreparedBatch Prepare(const std::vector<std::string>& files, size_t begin, size_
   return batch;
 }
 
-std::string JsonString(const std::string& s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20) {
-      out += absl::StrFormat("\\u%04x", c);
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out + "\"";
-}
-
-std::string JsonNumber(double v, int decimals) {
-  if (!std::isfinite(v)) return "null";
-  return absl::StrFormat("%.*f", decimals, v);
-}
-
 struct ImageResult {
   std::string file;
   int width = 0, height = 0;
@@ -145,40 +125,11 @@ std::string ToJson(const std::vector<ImageResult>& results,
   for (size_t i = 0; i < results.size(); ++i) {
     const ImageResult& r = results[i];
     absl::StrAppend(&out, "  {\"file\": ", JsonString(r.file), ", \"width\": ", r.width,
-                    ", \"height\": ", r.height, ", \"detections\": [");
-    for (size_t j = 0; j < r.detections.size(); ++j) {
-      const Detection& d = r.detections[j];
-      const std::string name = d.class_id >= 0 &&
-                                       d.class_id < static_cast<int>(class_names.size())
-                                   ? class_names[d.class_id]
-                                   : std::to_string(d.class_id);
-      absl::StrAppend(&out, j == 0 ? "\n" : ",\n", "    {\"box\": [", JsonNumber(d.x1, 2), ", ",
-                      JsonNumber(d.y1, 2), ", ", JsonNumber(d.x2, 2), ", ", JsonNumber(d.y2, 2),
-                      "], \"score\": ", JsonNumber(d.score, 5), ", \"class_id\": ", d.class_id,
-                      ", \"class_name\": ", JsonString(name), "}");
-    }
-    absl::StrAppend(&out, r.detections.empty() ? "]}" : "\n  ]}",
+                    ", \"height\": ", r.height, ", \"detections\": ");
+    absl::StrAppend(&out, DetectionsJsonArray(r.detections, class_names), "}",
                     i + 1 < results.size() ? ",\n" : "\n");
   }
   return out + "]\n";
-}
-
-absl::Status WriteFileAtomically(const std::string& path, const std::string& text) {
-  const std::string tmp = absl::StrCat(path, ".tmp.", getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << text;
-    out.close();
-    if (!out) {
-      std::remove(tmp.c_str());
-      return absl::InternalError(absl::StrCat(path, ": cannot write (temporary file ", tmp, ")"));
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    return absl::InternalError(absl::StrCat(path, ": cannot rename ", tmp, " into place"));
-  }
-  return absl::OkStatus();
 }
 
 // --image may be repeated; FlagSet keeps one value per flag, so the occurrences are taken out of

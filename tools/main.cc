@@ -21,6 +21,7 @@ constexpr char kUsage[] =
     "  compare  run every mode on one input: table, traces, SVG report\n"
     "  profile-link  send/recv time by message size (MPI ranks or CPU devices) -> plan --link\n"
     "  detect   detect objects in images: annotated PNGs and JSON, any mode\n"
+    "  stream   detect objects in several videos / frame folders at once, per-stream JSON\n"
     "\n"
     "`yolopipe <command> --help` lists the command's flags.\n";
 
@@ -48,6 +49,7 @@ int main(int argc, char** argv) {
   if (command == "compare") return CompareCommand(args);
   if (command == "profile-link") return ProfileLinkCommand(args);
   if (command == "detect") return DetectCommand(args);
+  if (command == "stream") return StreamCommand(args);
   std::cerr << "error: unknown command '" << command << "'\n\n" << kUsage;
   return kExitUsage;
 }

@@ -12,6 +12,7 @@ PACKAGES=(
   libdnnl-dev              # oneDNN: CPU convolutions
   libgtest-dev libgmock-dev libbenchmark-dev
   libstb-dev               # image decoding/encoding
+  libavformat-dev libavcodec-dev libswscale-dev libavutil-dev   # video (yolopipe stream)
   libopenmpi-dev openmpi-bin   # multi-process launch (mpirun) and the CPU transport
   python3 python3-numpy python3-onnx python3-torch   # independent reference and fixtures
 )

@@ -1,0 +1,189 @@
+// yolopipe stream end to end: generated videos (MPEG-4 .mp4, MJPEG .avi) and a frame folder in,
+// per-source JSON out; every frame present once and in order; pipeline mode equals single mode.
+#include <cstdio>
+#include <filesystem>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "runtime/detect/image.h"
+#include "runtime/detect/video.h"
+#include "tests/cli_runner.h"
+
+namespace yolopipe {
+namespace {
+
+using ::testing::HasSubstr;
+using testing::ReadFile;
+using testing::RunYolopipe;
+
+namespace fs = std::filesystem;
+
+// A gradient with a bright square moving right by 5 pixels per frame.
+Image Frame(int w, int h, int i, int seed) {
+  Image im(w, h);
+  for (int y = 0; y < h; ++y) {
+    for (int x = 0; x < w; ++x) {
+      uint8_t* p = im.at(x, y);
+      const bool inside = x >= 4 + 5 * i && x < 4 + 5 * i + w / 4 && y >= h / 3 && y < 2 * h / 3;
+      p[0] = static_cast<uint8_t>(inside ? 230 : x * 255 / w);
+      p[1] = static_cast<uint8_t>(inside ? 40 + 60 * seed : y * 255 / h);
+      p[2] = static_cast<uint8_t>(inside ? 20 : 128);
+    }
+  }
+  return im;
+}
+
+struct SourceSpec {
+  std::string path;
+  int frames;
+};
+
+class StreamCliTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    const std::string d = ::testing::TempDir() + "/stream_inputs";
+    fs::create_directories(d + "/folder");
+    sources_ = new std::vector<SourceSpec>{
+        {d + "/cam_a.mp4", 12}, {d + "/cam_b.avi", 9}, {d + "/folder", 5}};
+    const int sizes[2][2] = {{160, 120}, {96, 128}};
+    for (int v = 0; v < 2; ++v) {
+      auto writer = VideoWriter::Open((*sources_)[v].path, sizes[v][0], sizes[v][1], 10);
+      ASSERT_TRUE(writer.ok()) << writer.status();
+      for (int i = 0; i < (*sources_)[v].frames; ++i) {
+        ASSERT_TRUE((*writer)->Write(Frame(sizes[v][0], sizes[v][1], i, v)).ok());
+      }
+      ASSERT_TRUE((*writer)->Close().ok());
+    }
+    for (int i = 0; i < 5; ++i) {
+      char name[32];
+      std::snprintf(name, sizeof(name), "/f%03d.png", i);
+      ASSERT_TRUE(WritePng(d + "/folder" + name, Frame(75, 61, i, 2)).ok());  // odd size
+    }
+  }
+  static std::vector<SourceSpec>* sources_;
+
+  static std::string SourceFlags() {
+    std::string s;
+    for (const auto& src : *sources_) s += " --source " + src.path;
+    return s;
+  }
+};
+std::vector<SourceSpec>* StreamCliTest::sources_ = nullptr;
+
+constexpr char kCommon[] = "stream --model yolov8n --imgsz 64 --conf 0.001 --microbatch 2";
+
+// The frame indices listed in a per-source JSON file, in file order.
+std::vector<int> FrameIndices(const std::string& json) {
+  std::vector<int> out;
+  std::istringstream in(json);
+  std::string line;
+  while (std::getline(in, line)) {
+    const size_t f = line.find("{\"frame\": ");
+    if (f != std::string::npos) out.push_back(std::stoi(line.substr(f + 10)));
+  }
+  return out;
+}
+
+TEST_F(StreamCliTest, EveryFrameOnceAndInOrderAndPipelineEqualsSingle) {
+  std::vector<std::string> single_json;
+  for (const std::string mode : {"", " --mode pipeline --devices cpu:2"}) {
+    const std::string dir = ::testing::TempDir() + (mode.empty() ? "/json_single" : "/json_pipe");
+    const auto r = RunYolopipe(std::string(kCommon) + mode + " --policy block --queue 2" +
+                               SourceFlags() + " --json-dir " + dir);
+    ASSERT_EQ(r.exit_code, 0) << mode << "\n" << r.out << r.err;
+    EXPECT_THAT(r.out, HasSubstr("total: 26 frame(s), 0 dropped"));
+    const std::vector<std::string> names = {"cam_a", "cam_b", "folder"};
+    for (size_t s = 0; s < names.size(); ++s) {
+      const std::string json = ReadFile(dir + "/" + names[s] + ".json");
+      std::vector<int> expected((*sources_)[s].frames);
+      for (size_t i = 0; i < expected.size(); ++i) expected[i] = static_cast<int>(i);
+      EXPECT_EQ(FrameIndices(json), expected) << mode << " " << names[s];
+      EXPECT_THAT(json, HasSubstr("\"source\": \"" + (*sources_)[s].path + "\""));
+      EXPECT_THAT(json, HasSubstr("\"frames_dropped\": 0"));
+      EXPECT_THAT(r.out, HasSubstr("stream " + std::to_string(s) + " " + (*sources_)[s].path +
+                                   ": " + std::to_string((*sources_)[s].frames) +
+                                   " frame(s), 0 dropped"));
+      if (mode.empty()) {
+        single_json.push_back(json);
+      } else {
+        EXPECT_EQ(json, single_json[s]) << names[s];
+      }
+    }
+    // Frame sizes are the sources' own, and the generated scenes give boxes to compare.
+    EXPECT_THAT(ReadFile(dir + "/cam_b.json"), HasSubstr("\"width\": 96, \"height\": 128"));
+    EXPECT_THAT(ReadFile(dir + "/folder.json"), HasSubstr("\"width\": 75, \"height\": 61"));
+    EXPECT_THAT(ReadFile(dir + "/cam_a.json"), HasSubstr("\"box\""));
+  }
+}
+
+TEST_F(StreamCliTest, MaxFramesAndAnnotatedVideo) {
+  const std::string json = ::testing::TempDir() + "/json_max";
+  const std::string out = ::testing::TempDir() + "/video_out";
+  const auto r = RunYolopipe(std::string(kCommon) + " --max-frames 4 --source " +
+                             (*sources_)[0].path + " --source " + (*sources_)[2].path +
+                             " --json-dir " + json + " --out-dir " + out);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(FrameIndices(ReadFile(json + "/cam_a.json")), (std::vector<int>{0, 1, 2, 3}));
+  EXPECT_EQ(FrameIndices(ReadFile(json + "/folder.json")), (std::vector<int>{0, 1, 2, 3}));
+  // The annotated videos decode to 4 frames of the source's size (odd sizes cropped to even).
+  const std::vector<std::pair<std::string, std::pair<int, int>>> videos = {
+      {"cam_a", {160, 120}}, {"folder", {74, 60}}};
+  for (const auto& [name, size] : videos) {
+    auto reader = VideoReader::Open(out + "/" + name + ".mp4");
+    ASSERT_TRUE(reader.ok()) << reader.status();
+    int n = 0;
+    while (true) {
+      auto frame = (*reader)->Next();
+      ASSERT_TRUE(frame.ok()) << frame.status();
+      if (!frame->has_value()) break;
+      EXPECT_EQ((*frame)->width, size.first) << name;
+      EXPECT_EQ((*frame)->height, size.second) << name;
+      ++n;
+    }
+    EXPECT_EQ(n, 4) << name;
+  }
+}
+
+TEST_F(StreamCliTest, DropPolicyAccountsForEveryFrame) {
+  const std::string dir = ::testing::TempDir() + "/json_drop";
+  const auto r = RunYolopipe(std::string(kCommon) + " --policy drop --queue 1" + SourceFlags() +
+                             " --json-dir " + dir);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  const std::vector<std::string> names = {"cam_a", "cam_b", "folder"};
+  for (size_t s = 0; s < names.size(); ++s) {
+    const std::string json = ReadFile(dir + "/" + names[s] + ".json");
+    const std::vector<int> got = FrameIndices(json);
+    int dropped = -1;
+    const size_t at = json.find("\"frames_dropped\": ");
+    ASSERT_NE(at, std::string::npos);
+    std::sscanf(json.c_str() + at, "\"frames_dropped\": %d", &dropped);
+    // Which frames drop depends on timing; that processed + dropped = all, in order, does not.
+    EXPECT_EQ(static_cast<int>(got.size()) + dropped, (*sources_)[s].frames) << names[s];
+    for (size_t i = 1; i < got.size(); ++i) EXPECT_LT(got[i - 1], got[i]) << names[s];
+    ASSERT_FALSE(got.empty());
+    EXPECT_EQ(got.back(), (*sources_)[s].frames - 1) << names[s];
+  }
+}
+
+TEST_F(StreamCliTest, MissingSourceIsAnErrorNamingIt) {
+  const std::string missing = ::testing::TempDir() + "/no_such_camera.mp4";
+  const auto r = RunYolopipe(std::string(kCommon) + " --source " + (*sources_)[0].path +
+                             " --source " + missing);
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_THAT(r.err, HasSubstr("error: " + missing));
+}
+
+TEST_F(StreamCliTest, BadUsageIsRejected) {
+  EXPECT_EQ(RunYolopipe("stream --model yolov8n").exit_code, 2);
+  const auto policy = RunYolopipe("stream --policy newest --source " + (*sources_)[0].path);
+  EXPECT_EQ(policy.exit_code, 2);
+  EXPECT_THAT(policy.err, HasSubstr("newest"));
+  EXPECT_EQ(RunYolopipe("stream --queue 0 --source " + (*sources_)[0].path).exit_code, 2);
+  EXPECT_EQ(RunYolopipe("stream --source").exit_code, 2);
+}
+
+}  // namespace
+}  // namespace yolopipe

@@ -1,0 +1,477 @@
+// yolopipe stream: several videos / frame folders detected at once through one pipeline stream.
+//
+// Threads: one reader per source (decode + letterbox into the source's queue of a
+// StreamMultiplexer), one pusher (round-robin micro-batches from all queues into the
+// PipelineStream, shared without a copy), and the main thread popping outputs in push order,
+// post-processing them and routing detections back to their source (JSON, annotated video).
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <thread>
+#include <unistd.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "runtime/artifact_io.h"
+#include "runtime/detect/draw.h"
+#include "runtime/detect/image.h"
+#include "runtime/detect/letterbox.h"
+#include "runtime/detect/nms.h"
+#include "runtime/detect/stream_mux.h"
+#include "runtime/detect/video.h"
+#include "runtime/device.h"
+#include "runtime/pipeline/pipeline.h"
+#include "runtime/proto/plan.pb.h"
+#include "tools/cli_common.h"
+
+namespace yolopipe::cli {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+constexpr char kHelp[] =
+    "Detect objects in several videos or frame folders at once: frames of all sources are "
+    "interleaved round-robin into the micro-batches of one pipeline (any mode); detections go "
+    "back to per-source JSON (<json-dir>/<name>.json) and annotated videos "
+    "(<out-dir>/<name>.mp4). Prints per-stream FPS, decode-to-result latency and dropped "
+    "frames.\nexit status: 0 when every source was read to its end (or --max-frames); 1 when a "
+    "source cannot be opened or decoded, or the model, pipeline or an output failed; 2 for bad "
+    "usage";
+
+// One decoded frame, letterboxed and waiting to be batched.
+struct QueuedFrame {
+  Tensor input;  // (1, 3, S, S)
+  LetterboxTransform transform;
+  int width = 0, height = 0;
+  Clock::time_point decoded;
+  std::optional<Image> image;  // kept only for annotated video
+};
+
+// A micro-batch pushed into the pipeline and not yet popped: its tensor must stay alive (pushed
+// with share) and its frames' bookkeeping is needed to route the outputs.
+struct InFlight {
+  Tensor batch;
+  std::vector<FrameTag> tags;
+  std::vector<QueuedFrame> frames;  // inputs released; transform, timing and image kept
+};
+
+struct FrameResult {
+  int64_t frame = 0;
+  int width = 0, height = 0;
+  std::vector<Detection> detections;
+};
+
+struct SourceState {
+  std::string path;
+  std::string name;  // output file stem, unique among the sources
+  std::unique_ptr<FrameSource> reader;
+  std::vector<FrameResult> results;
+  std::vector<double> latency_ms;
+  double last_result_s = 0;
+  std::unique_ptr<VideoWriter> writer;
+};
+
+std::string ToJson(const SourceState& s, int64_t dropped,
+                   const std::vector<std::string>& class_names) {
+  std::string out = absl::StrCat("{\"source\": ", JsonString(s.path), ", \"frames_processed\": ",
+                                 s.results.size(), ", \"frames_dropped\": ", dropped,
+                                 ", \"frames\": [\n");
+  for (size_t i = 0; i < s.results.size(); ++i) {
+    const FrameResult& r = s.results[i];
+    absl::StrAppend(&out, "  {\"frame\": ", r.frame, ", \"width\": ", r.width, ", \"height\": ",
+                    r.height, ", \"detections\": ");
+    absl::StrAppend(&out, DetectionsJsonArray(r.detections, class_names), "}",
+                    i + 1 < s.results.size() ? ",\n" : "\n");
+  }
+  return out + "]}\n";
+}
+
+// --source may be repeated; FlagSet keeps one value per flag (as cmd_detect's --image).
+bool ExtractSources(const std::vector<std::string>& args, std::vector<std::string>* rest,
+                    std::vector<std::string>* sources, std::string* error) {
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a == "--source" || a == "-source") {
+      if (i + 1 >= args.size()) {
+        *error = "--source needs a value";
+        return false;
+      }
+      sources->push_back(args[++i]);
+    } else if (a.rfind("--source=", 0) == 0) {
+      sources->push_back(a.substr(9));
+    } else {
+      rest->push_back(a);
+    }
+  }
+  return true;
+}
+
+double Percentile(std::vector<double> v, double q) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t k = static_cast<size_t>(std::ceil(q * static_cast<double>(v.size()))) ;
+  return v[std::min(v.size() - 1, k == 0 ? 0 : k - 1)];
+}
+
+absl::Status EnsureDirectory(const std::string& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec || !fs::is_directory(dir)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(dir, ": cannot create output directory: ", ec.message()));
+  }
+  return absl::OkStatus();
+}
+
+// The largest even-sized top-left crop (video encoders need even sizes).
+Image EvenCrop(const Image& im) {
+  const int w = im.width & ~1, h = im.height & ~1;
+  if (w == im.width && h == im.height) return im;
+  Image out(w, h);
+  for (int y = 0; y < h; ++y) std::memcpy(out.at(0, y), im.at(0, y), static_cast<size_t>(w) * 3);
+  return out;
+}
+
+}  // namespace
+
+int StreamCommand(const std::vector<std::string>& args) {
+  FlagSet flags("stream", kHelp);
+  AddModelFlags(flags);
+  flags.AddString("source", "", "a video file or a folder of images (sorted); repeat for more");
+  flags.AddString("policy", "block",
+                  "when a source's queue is full: block (the reader waits, no frame is lost) or "
+                  "drop (the oldest queued frame is dropped and counted)");
+  flags.AddInt("queue", 4, "frames queued per source before the policy applies");
+  flags.AddString("json-dir", "", "write <json-dir>/<name>.json with every frame's detections");
+  flags.AddString("out-dir", "", "write <out-dir>/<name>.mp4 with boxes and labels drawn");
+  flags.AddInt("max-frames", 0, "read at most this many frames per source (0: all)");
+  flags.AddDouble("conf", 0.25, "confidence threshold (keep best class score > conf)");
+  flags.AddDouble("iou", 0.7, "NMS IoU threshold (suppress same-class boxes with IoU > iou)");
+  flags.AddInt("max_det", 300, "at most this many detections per frame");
+  flags.AddInt("max_candidates", 30000, "at most this many boxes per frame enter NMS");
+  flags.AddString("devices", "cpu", "cpu, cpu:K (K CPU devices splitting the cores)");
+  flags.AddString("mode", "single", "single, pipeline, data or hybrid (DESIGN.md)");
+  flags.AddInt("stages", 0, "pipeline/hybrid: stages K (0: the plan's, or devices / replicas)");
+  flags.AddInt("replicas", 1, "hybrid: replicas R of the K-stage pipeline (devices = R*K)");
+  flags.AddString("plan", "", "pipeline/hybrid: plan file (.pbtxt/.pb/.json); default: plan on the spot");
+  flags.AddInt("microbatch", 0, "frames per micro-batch (0: the plan's, else the number of sources)");
+  flags.AddInt("threads", 0, "threads per CPU device (0: the device's share of the cores)");
+
+  std::vector<std::string> rest, inputs;
+  std::string source_error;
+  if (!ExtractSources(args, &rest, &inputs, &source_error)) {
+    std::cerr << "error: " << source_error << "\n\n" << flags.Usage();
+    return kExitUsage;
+  }
+  if (int rc = ParseOrExit(flags, rest); rc >= 0) return rc;
+  if (inputs.empty()) {
+    std::cerr << "error: give at least one --source VIDEO|DIR\n\n" << flags.Usage();
+    return kExitUsage;
+  }
+  if (inputs.size() > 256) {
+    std::cerr << "error: at most 256 sources, got " << inputs.size() << "\n";
+    return kExitUsage;
+  }
+  PostprocessOptions post;
+  post.conf = static_cast<float>(flags.GetDouble("conf"));
+  post.iou = static_cast<float>(flags.GetDouble("iou"));
+  post.max_det = static_cast<int>(std::clamp<int64_t>(flags.GetInt("max_det"), -1, 1 << 30));
+  post.max_candidates =
+      static_cast<int>(std::clamp<int64_t>(flags.GetInt("max_candidates"), -1, 1 << 30));
+  if (absl::Status s = ValidatePostprocessOptions(post); !s.ok()) {
+    std::cerr << "error: --" << s.message() << "\n";
+    return kExitUsage;
+  }
+  auto policy = ParseBackpressurePolicy(flags.GetString("policy"));
+  if (!policy.ok()) {
+    std::cerr << "error: --" << policy.status().message() << "\n";
+    return kExitUsage;
+  }
+  const int64_t queue = flags.GetInt("queue");
+  const int64_t max_frames = flags.GetInt("max-frames");
+  if (queue < 1 || queue > 1024 || max_frames < 0) {
+    std::cerr << "error: --queue must be in [1, 1024] and --max-frames >= 0\n";
+    return kExitUsage;
+  }
+  auto mode = ParseMode(flags.GetString("mode"));
+  if (!mode.ok()) {
+    std::cerr << "error: --" << mode.status().message() << "\n";
+    return kExitUsage;
+  }
+  if (flags.GetInt("microbatch") < 0 || flags.GetInt("microbatch") > 4096 ||
+      flags.GetInt("stages") < 0 || flags.GetInt("replicas") < 1) {
+    std::cerr << "error: --microbatch must be in [0, 4096], --stages >= 0 and --replicas >= 1\n";
+    return kExitUsage;
+  }
+  auto devices = ParseDevices(flags.GetString("devices"), static_cast<int>(flags.GetInt("threads")));
+  if (!devices.ok()) {
+    std::cerr << "error: " << devices.status().message() << "\n";
+    return kExitUsage;
+  }
+  const std::string json_dir = flags.GetString("json-dir");
+  const std::string out_dir = flags.GetString("out-dir");
+  for (const std::string& dir : {json_dir, out_dir}) {
+    if (dir.empty()) continue;
+    if (absl::Status s = EnsureDirectory(dir); !s.ok()) return ReportError(s);
+  }
+
+  // Open every source first: a missing or unreadable one stops before any work.
+  const int num_sources = static_cast<int>(inputs.size());
+  std::vector<SourceState> sources(num_sources);
+  std::set<std::string> used_names;
+  for (int i = 0; i < num_sources; ++i) {
+    SourceState& s = sources[i];
+    s.path = inputs[i];
+    auto reader = OpenFrameSource(s.path);
+    if (!reader.ok()) return ReportError(reader.status());
+    s.reader = std::move(*reader);
+    std::string stem = fs::path(s.path).filename().string();
+    if (stem.empty()) stem = fs::path(s.path).parent_path().filename().string();
+    stem = fs::path(stem).stem().string();
+    if (stem.empty()) stem = "source";
+    s.name = stem;
+    for (int k = 2; used_names.count(s.name) > 0; ++k) s.name = absl::StrCat(stem, "_", k);
+    used_names.insert(s.name);
+  }
+
+  auto model = LoadModelFromFlags(flags);
+  if (!model.ok()) return ReportError(model.status());
+  auto shape = InputShapeFor(*model, 1, flags.GetInt("imgsz"));
+  if (!shape.ok()) return ReportError(shape.status());
+  if ((*shape)[2] != (*shape)[3]) {
+    return ReportError(absl::InvalidArgumentError(
+        absl::StrCat("stream needs a square model input, got ", ShapeToString(*shape))));
+  }
+  const int64_t size = (*shape)[2];
+
+  PipelineOptions options;
+  options.mode = *mode;
+  options.devices = *devices;
+  options.stages = static_cast<int>(flags.GetInt("stages"));
+  options.replicas = static_cast<int>(flags.GetInt("replicas"));
+  proto::Plan plan;
+  if (!flags.GetString("plan").empty()) {
+    if (absl::Status s = ReadArtifact(flags.GetString("plan"), &plan); !s.ok()) {
+      return ReportError(s);
+    }
+    options.plan = &plan;
+    if (*mode == Mode::kHybrid && !flags.IsSet("replicas")) options.replicas = plan.replicas();
+  }
+  int64_t microbatch = flags.GetInt("microbatch");
+  if (microbatch == 0) microbatch = options.plan != nullptr ? plan.microbatch() : num_sources;
+  options.microbatch = static_cast<int>(std::max<int64_t>(1, microbatch));
+  auto pipeline = Pipeline::Create(*model, size, options);
+  if (!pipeline.ok()) return ReportError(pipeline.status());
+  Pipeline& p = **pipeline;
+  auto opened = p.OpenStream();
+  if (!opened.ok()) return ReportError(opened.status());
+  PipelineStream& stream = **opened;
+  const int mb = stream.microbatch();
+  std::cout << "yolopipe stream: " << model->source << ", mode " << ModeName(*mode) << ", "
+            << p.num_replicas() << " replica(s) x " << p.num_stages() << " stage(s), micro-batch "
+            << mb << ", " << num_sources << " source(s) at " << size << "x" << size
+            << ", policy " << BackpressurePolicyName(*policy) << "\n";
+
+  const bool annotate = !out_dir.empty();
+  StreamMultiplexer<QueuedFrame> mux(num_sources, static_cast<int>(queue), *policy);
+  std::mutex error_mu;
+  absl::Status first_error;  // guarded by error_mu
+  const auto fail = [&](const absl::Status& s) {
+    {
+      std::lock_guard<std::mutex> lock(error_mu);
+      if (first_error.ok()) first_error = s;
+    }
+    mux.Cancel();
+    stream.Cancel(s);
+  };
+  const auto start = Clock::now();
+
+  std::vector<std::thread> readers;
+  for (int i = 0; i < num_sources; ++i) {
+    readers.emplace_back([&, i] {
+      FrameSource& reader = *sources[i].reader;
+      for (int64_t n = 0; max_frames == 0 || n < max_frames; ++n) {
+        auto frame = reader.Next();
+        if (!frame.ok()) {
+          fail(frame.status());
+          break;
+        }
+        if (!frame->has_value()) break;
+        QueuedFrame q;
+        q.decoded = Clock::now();
+        q.width = (*frame)->width;
+        q.height = (*frame)->height;
+        q.input = Tensor(DType::kFloat32, {1, 3, size, size});
+        auto t = LetterboxIntoBatch(**frame, q.input, 0);
+        if (!t.ok()) {
+          fail(absl::InvalidArgumentError(
+              absl::StrCat(sources[i].path, ": frame ", n, ": ", t.status().message())));
+          break;
+        }
+        q.transform = *t;
+        if (annotate) q.image = std::move(**frame);
+        if (!mux.Push(i, std::move(q)).ok()) break;  // cancelled
+      }
+      mux.CloseSource(i);
+    });
+  }
+
+  std::mutex flight_mu;
+  std::deque<InFlight> in_flight;  // guarded by flight_mu; in push order
+  std::thread pusher([&] {
+    const int64_t image_elems = 3 * size * size;
+    while (true) {
+      auto batch = mux.NextBatch(mb);
+      if (batch.empty()) break;
+      InFlight f;
+      f.batch = Tensor(DType::kFloat32, {static_cast<int64_t>(batch.size()), 3, size, size});
+      for (size_t k = 0; k < batch.size(); ++k) {
+        std::memcpy(f.batch.data<float>() + k * image_elems, batch[k].frame.input.data<float>(),
+                    static_cast<size_t>(image_elems) * sizeof(float));
+        batch[k].frame.input = Tensor();
+        f.tags.push_back(batch[k].tag);
+        f.frames.push_back(std::move(batch[k].frame));
+      }
+      const Tensor input = f.batch;  // shares the buffer that in_flight keeps alive
+      {
+        std::lock_guard<std::mutex> lock(flight_mu);
+        in_flight.push_back(std::move(f));
+      }
+      if (absl::Status s = stream.Push(input, /*share=*/true); !s.ok()) {
+        fail(s);
+        break;
+      }
+    }
+    stream.CloseInput();
+  });
+
+  const std::vector<std::string>& class_names = model->metadata.class_names;
+  StreamDemultiplexer<FrameResult> demux(num_sources);
+  std::vector<std::map<int64_t, Image>> images(num_sources);  // annotated frames awaiting order
+  int64_t total = 0;
+  while (true) {
+    auto output = stream.Pop();
+    if (!output.ok()) {
+      if (output.status().code() != absl::StatusCode::kOutOfRange) fail(output.status());
+      break;
+    }
+    InFlight f;
+    {
+      std::lock_guard<std::mutex> lock(flight_mu);
+      f = std::move(in_flight.front());
+      in_flight.pop_front();
+    }
+    const int64_t rows = output->dim(1), anchors = output->dim(2);
+    bool failed = false;
+    for (size_t k = 0; k < f.frames.size() && !failed; ++k) {
+      QueuedFrame& q = f.frames[k];
+      const FrameTag tag = f.tags[k];
+      auto dets = Postprocess(output->data<float>() + k * rows * anchors, rows, anchors, post);
+      if (!dets.ok()) {
+        fail(dets.status());
+        failed = true;
+        break;
+      }
+      for (Detection& d : *dets) MapBoxToOriginal(q.transform, &d.x1, &d.y1, &d.x2, &d.y2);
+      SourceState& s = sources[tag.source];
+      const auto now = Clock::now();
+      s.latency_ms.push_back(std::chrono::duration<double, std::milli>(now - q.decoded).count());
+      s.last_result_s = std::chrono::duration<double>(now - start).count();
+      if (annotate && q.image.has_value()) {
+        for (const Detection& d : *dets) {
+          DrawDetection(*q.image, d,
+                        d.class_id < static_cast<int>(class_names.size())
+                            ? class_names[d.class_id]
+                            : std::to_string(d.class_id));
+        }
+        images[tag.source].emplace(tag.frame, std::move(*q.image));
+      }
+      absl::Status st = demux.Expect(tag);
+      if (st.ok()) st = demux.Deliver(tag, FrameResult{tag.frame, q.width, q.height, std::move(*dets)});
+      if (!st.ok()) {
+        fail(absl::InternalError(absl::StrCat("stream routing: ", st.message())));
+        failed = true;
+        break;
+      }
+      for (auto& [index, result] : demux.TakeReady(tag.source)) {
+        if (annotate) {
+          auto it = images[tag.source].find(index);
+          if (it != images[tag.source].end()) {
+            Image frame = EvenCrop(it->second);
+            images[tag.source].erase(it);
+            if (s.writer == nullptr) {
+              const double fps = s.reader->fps() > 0 ? s.reader->fps() : 25.0;
+              auto w = VideoWriter::Open((fs::path(out_dir) / (s.name + ".mp4")).string(),
+                                         frame.width, frame.height, fps);
+              if (!w.ok()) {
+                fail(w.status());
+                failed = true;
+                break;
+              }
+              s.writer = std::move(*w);
+            }
+            if (absl::Status ws = s.writer->Write(frame); !ws.ok()) {
+              fail(ws);
+              failed = true;
+              break;
+            }
+          }
+        }
+        s.results.push_back(std::move(result));
+        ++total;
+      }
+    }
+    if (failed) break;
+  }
+  pusher.join();
+  for (auto& t : readers) t.join();
+  PipelineStats stats;
+  absl::Status finished = stream.Finish(&stats);
+  {
+    std::lock_guard<std::mutex> lock(error_mu);
+    if (!first_error.ok()) return ReportError(first_error);
+  }
+  if (!finished.ok()) return ReportError(finished);
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+
+  int64_t dropped_total = 0;
+  for (int i = 0; i < num_sources; ++i) {
+    SourceState& s = sources[i];
+    const int64_t dropped = mux.dropped(i);
+    dropped_total += dropped;
+    if (s.writer != nullptr) {
+      if (absl::Status ws = s.writer->Close(); !ws.ok()) return ReportError(ws);
+    }
+    if (!json_dir.empty()) {
+      const std::string path = (fs::path(json_dir) / (s.name + ".json")).string();
+      if (absl::Status ws = WriteFileAtomically(path, ToJson(s, dropped, class_names)); !ws.ok()) {
+        return ReportError(ws);
+      }
+    }
+    std::cout << absl::StrFormat(
+        "stream %d %s: %d frame(s), %d dropped, %.2f FPS, latency p50 %.1f ms p99 %.1f ms\n", i,
+        s.path, s.results.size(), dropped,
+        s.last_result_s > 0 ? s.results.size() / s.last_result_s : 0.0,
+        Percentile(s.latency_ms, 0.50), Percentile(s.latency_ms, 0.99));
+  }
+  if (!json_dir.empty()) std::cout << "wrote " << num_sources << " JSON file(s) to " << json_dir << "\n";
+  if (annotate) std::cout << "wrote annotated video(s) to " << out_dir << "\n";
+  std::cout << absl::StrFormat("total: %d frame(s), %d dropped, %.2f FPS over %.2f s\n", total,
+                               dropped_total, seconds > 0 ? total / seconds : 0.0, seconds);
+  return kExitOk;
+}
+
+}  // namespace yolopipe::cli
