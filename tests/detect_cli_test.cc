@@ -151,7 +151,8 @@ TEST_F(DetectCliTest, EveryModeGivesSingleModesDetections) {
   ASSERT_EQ(r0.exit_code, 0) << r0.err;
   const std::string want = ReadFile(single);
   ASSERT_THAT(want, HasSubstr("\"box\""));
-  for (const std::string mode : {"--mode pipeline --devices cpu:2", "--mode data --devices cpu:2"}) {
+  for (const std::string mode : {"--mode pipeline --devices cpu:2", "--mode data --devices cpu:2",
+                                 "--mode hybrid --replicas 2 --devices cpu:4"}) {
     const std::string json = ::testing::TempDir() + "/mode.json";
     const auto r = RunYolopipe(std::string(kCommon) + " " + mode + " --image " + *dir_ +
                                " --json " + json);

@@ -89,8 +89,10 @@ std::vector<int> FrameIndices(const std::string& json) {
 
 TEST_F(StreamCliTest, EveryFrameOnceAndInOrderAndPipelineEqualsSingle) {
   std::vector<std::string> single_json;
-  for (const std::string mode : {"", " --mode pipeline --devices cpu:2"}) {
-    const std::string dir = ::testing::TempDir() + (mode.empty() ? "/json_single" : "/json_pipe");
+  int run = 0;
+  for (const std::string mode : {"", " --mode pipeline --devices cpu:2",
+                                 " --mode hybrid --replicas 2 --devices cpu:4"}) {
+    const std::string dir = ::testing::TempDir() + "/json_" + std::to_string(run++);
     const auto r = RunYolopipe(std::string(kCommon) + mode + " --policy block --queue 2" +
                                SourceFlags() + " --json-dir " + dir);
     ASSERT_EQ(r.exit_code, 0) << mode << "\n" << r.out << r.err;
