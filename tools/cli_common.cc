@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -11,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "runtime/artifact_io.h"
 
 namespace yolopipe::cli {
 
@@ -163,6 +165,98 @@ absl::Status WriteFileAtomically(const std::string& path, const std::string& tex
     return absl::InternalError(absl::StrCat(path, ": cannot rename ", tmp, " into place"));
   }
   return absl::OkStatus();
+}
+
+void AddPipelineFlags(FlagSet& flags, const std::string& microbatch_help) {
+  flags.AddString("devices", "cpu", "cpu, cpu:K (K CPU devices splitting the cores)");
+  flags.AddString("mode", "single", "single, pipeline, data or hybrid (DESIGN.md)");
+  flags.AddInt("stages", 0, "pipeline/hybrid: stages K (0: the plan's, or devices / replicas)");
+  flags.AddInt("replicas", 1, "hybrid: replicas R of the K-stage pipeline (devices = R*K)");
+  flags.AddString("plan", "",
+                  "pipeline/hybrid: plan file (.pbtxt/.pb/.json); default: plan on the spot");
+  flags.AddInt("microbatch", 0, microbatch_help);
+  flags.AddInt("threads", 0, "threads per CPU device (0: the device's share of the cores)");
+}
+
+absl::StatusOr<PipelineFlags> ParsePipelineFlags(const FlagSet& flags) {
+  PipelineFlags parsed;
+  absl::StatusOr<Mode> mode = ParseMode(flags.GetString("mode"));
+  if (!mode.ok()) return absl::InvalidArgumentError(absl::StrCat("--", mode.status().message()));
+  parsed.mode = *mode;
+  if (flags.GetInt("microbatch") < 0 || flags.GetInt("stages") < 0 ||
+      flags.GetInt("replicas") < 1) {
+    return absl::InvalidArgumentError(
+        "--microbatch and --stages must be >= 0 and --replicas >= 1");
+  }
+  absl::StatusOr<std::vector<DeviceSpec>> devices =
+      ParseDevices(flags.GetString("devices"), static_cast<int>(flags.GetInt("threads")));
+  if (!devices.ok()) return devices.status();
+  parsed.devices = *std::move(devices);
+  return parsed;
+}
+
+absl::StatusOr<PipelineOptions> PipelineOptionsFromFlags(const FlagSet& flags,
+                                                         const PipelineFlags& parsed,
+                                                         int default_microbatch,
+                                                         proto::Plan* plan) {
+  PipelineOptions options;
+  options.mode = parsed.mode;
+  options.devices = parsed.devices;
+  options.stages = static_cast<int>(flags.GetInt("stages"));
+  options.replicas = static_cast<int>(flags.GetInt("replicas"));
+  if (!flags.GetString("plan").empty()) {
+    if (absl::Status s = ReadArtifact(flags.GetString("plan"), plan); !s.ok()) return s;
+    options.plan = plan;
+    if (parsed.mode == Mode::kHybrid && !flags.IsSet("replicas")) {
+      options.replicas = plan->replicas();
+    }
+  }
+  int64_t microbatch = flags.GetInt("microbatch");
+  if (microbatch == 0) microbatch = options.plan != nullptr ? plan->microbatch() : default_microbatch;
+  options.microbatch = static_cast<int>(microbatch);
+  return options;
+}
+
+void AddPostprocessFlags(FlagSet& flags, const std::string& per) {
+  flags.AddDouble("conf", 0.25, "confidence threshold (keep best class score > conf)");
+  flags.AddDouble("iou", 0.7, "NMS IoU threshold (suppress same-class boxes with IoU > iou)");
+  flags.AddInt("max_det", 300, absl::StrCat("at most this many detections per ", per));
+  flags.AddInt("max_candidates", 30000, absl::StrCat("at most this many boxes per ", per,
+                                                     " enter NMS"));
+}
+
+absl::StatusOr<PostprocessOptions> PostprocessFromFlags(const FlagSet& flags) {
+  PostprocessOptions post;
+  post.conf = static_cast<float>(flags.GetDouble("conf"));
+  post.iou = static_cast<float>(flags.GetDouble("iou"));
+  post.max_det = static_cast<int>(std::clamp<int64_t>(flags.GetInt("max_det"), -1, 1 << 30));
+  post.max_candidates =
+      static_cast<int>(std::clamp<int64_t>(flags.GetInt("max_candidates"), -1, 1 << 30));
+  if (absl::Status s = ValidatePostprocessOptions(post); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--", s.message()));
+  }
+  return post;
+}
+
+bool ExtractRepeatedFlag(const std::vector<std::string>& args, const std::string& name,
+                         std::vector<std::string>* rest, std::vector<std::string>* values,
+                         std::string* error) {
+  const std::string with_value = "--" + name + "=";
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a == "--" + name || a == "-" + name) {
+      if (i + 1 >= args.size()) {
+        *error = absl::StrCat("--", name, " needs a value");
+        return false;
+      }
+      values->push_back(args[++i]);
+    } else if (a.rfind(with_value, 0) == 0) {
+      values->push_back(a.substr(with_value.size()));
+    } else {
+      rest->push_back(a);
+    }
+  }
+  return true;
 }
 
 }  // namespace yolopipe::cli

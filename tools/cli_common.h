@@ -9,7 +9,10 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "runtime/detect/nms.h"
+#include "runtime/device.h"
 #include "runtime/model.h"
+#include "runtime/pipeline/pipeline.h"
+#include "runtime/proto/plan.pb.h"
 #include "tools/flags.h"
 
 namespace yolopipe::cli {
@@ -34,6 +37,37 @@ int ReportError(const absl::Status& status);
 std::string FormatBytes(double bytes);
 // "3,151,904"
 std::string WithThousands(int64_t n);
+
+// --- Running a model through runtime/pipeline (run, detect, stream) ---------------------------
+// --devices, --mode, --stages, --replicas, --plan, --microbatch (with `microbatch_help`), --threads.
+void AddPipelineFlags(FlagSet& flags, const std::string& microbatch_help);
+struct PipelineFlags {
+  Mode mode = Mode::kSingle;
+  std::vector<DeviceSpec> devices;
+};
+// Usage errors (InvalidArgument): a bad --mode or --devices, --microbatch or --stages < 0,
+// --replicas < 1. The message is ready to print after "error: ".
+absl::StatusOr<PipelineFlags> ParsePipelineFlags(const FlagSet& flags);
+// PipelineOptions from the flags. --plan is read into *plan, which must outlive the options; with
+// a plan, hybrid takes the plan's replicas unless --replicas is set. --microbatch 0 means the
+// plan's micro-batch, or `default_microbatch` without a plan. Errors: the plan reader's.
+absl::StatusOr<PipelineOptions> PipelineOptionsFromFlags(const FlagSet& flags,
+                                                         const PipelineFlags& parsed,
+                                                         int default_microbatch,
+                                                         proto::Plan* plan);
+
+// --- Detection output (detect, stream) -----------------------------------------------------
+// --conf, --iou, --max_det and --max_candidates; `per` names the unit in the help ("image").
+void AddPostprocessFlags(FlagSet& flags, const std::string& per);
+// Usage errors (InvalidArgument) for out-of-range values, ready to print after "error: ".
+absl::StatusOr<PostprocessOptions> PostprocessFromFlags(const FlagSet& flags);
+
+// FlagSet keeps one value per flag: a flag that may be repeated (--image, --source) is taken out
+// of `args` here, in order, as `--name VALUE` or `--name=VALUE`. The other arguments go to *rest.
+// False (with *error set) for a trailing --name without a value.
+bool ExtractRepeatedFlag(const std::vector<std::string>& args, const std::string& name,
+                         std::vector<std::string>* rest, std::vector<std::string>* values,
+                         std::string* error);
 
 // JSON text for the commands' outputs: a quoted, escaped string; a number with `decimals`
 // decimals ("null" for NaN or infinity).

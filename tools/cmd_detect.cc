@@ -132,27 +132,6 @@ std::string ToJson(const std::vector<ImageResult>& results,
   return out + "]\n";
 }
 
-// --image may be repeated; FlagSet keeps one value per flag, so the occurrences are taken out of
-// the arguments here. Returns false (and sets *error) for an --image without a value.
-bool ExtractImages(const std::vector<std::string>& args, std::vector<std::string>* rest,
-                   std::vector<std::string>* images, std::string* error) {
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    if (a == "--image" || a == "-image") {
-      if (i + 1 >= args.size()) {
-        *error = "--image needs a value";
-        return false;
-      }
-      images->push_back(args[++i]);
-    } else if (a.rfind("--image=", 0) == 0) {
-      images->push_back(a.substr(8));
-    } else {
-      rest->push_back(a);
-    }
-  }
-  return true;
-}
-
 }  // namespace
 
 int DetectCommand(const std::vector<std::string>& args) {
@@ -166,22 +145,13 @@ int DetectCommand(const std::vector<std::string>& args) {
                   "for more");
   flags.AddString("out", "", "write <out>/<name>.png with boxes and labels for every image");
   flags.AddString("json", "", "write detections of every image as JSON to this file");
-  flags.AddDouble("conf", 0.25, "confidence threshold (keep best class score > conf)");
-  flags.AddDouble("iou", 0.7, "NMS IoU threshold (suppress same-class boxes with IoU > iou)");
-  flags.AddInt("max_det", 300, "at most this many detections per image");
-  flags.AddInt("max_candidates", 30000, "at most this many boxes per image enter NMS");
+  AddPostprocessFlags(flags, "image");
   flags.AddInt("batch", 8, "images per batch run through the pipeline");
-  flags.AddString("devices", "cpu", "cpu, cpu:K (K CPU devices splitting the cores)");
-  flags.AddString("mode", "single", "single, pipeline, data or hybrid (DESIGN.md)");
-  flags.AddInt("stages", 0, "pipeline/hybrid: stages K (0: the plan's, or devices / replicas)");
-  flags.AddInt("replicas", 1, "hybrid: replicas R of the K-stage pipeline (devices = R*K)");
-  flags.AddString("plan", "", "pipeline/hybrid: plan file (.pbtxt/.pb/.json); default: plan on the spot");
-  flags.AddInt("microbatch", 0, "images per micro-batch (0: the plan's, else 1)");
-  flags.AddInt("threads", 0, "threads per CPU device (0: the device's share of the cores)");
+  AddPipelineFlags(flags, "images per micro-batch (0: the plan's, else 1)");
 
   std::vector<std::string> rest, inputs;
   std::string image_error;
-  if (!ExtractImages(args, &rest, &inputs, &image_error)) {
+  if (!ExtractRepeatedFlag(args, "image", &rest, &inputs, &image_error)) {
     std::cerr << "error: " << image_error << "\n\n" << flags.Usage();
     return kExitUsage;
   }
@@ -190,14 +160,9 @@ int DetectCommand(const std::vector<std::string>& args) {
     std::cerr << "error: give at least one --image FILE|DIR\n\n" << flags.Usage();
     return kExitUsage;
   }
-  PostprocessOptions post;
-  post.conf = static_cast<float>(flags.GetDouble("conf"));
-  post.iou = static_cast<float>(flags.GetDouble("iou"));
-  post.max_det = static_cast<int>(std::clamp<int64_t>(flags.GetInt("max_det"), -1, 1 << 30));
-  post.max_candidates =
-      static_cast<int>(std::clamp<int64_t>(flags.GetInt("max_candidates"), -1, 1 << 30));
-  if (absl::Status s = ValidatePostprocessOptions(post); !s.ok()) {
-    std::cerr << "error: --" << s.message() << "\n";
+  absl::StatusOr<PostprocessOptions> post = PostprocessFromFlags(flags);
+  if (!post.ok()) {
+    std::cerr << "error: " << post.status().message() << "\n";
     return kExitUsage;
   }
   const int64_t batch_size = flags.GetInt("batch");
@@ -205,19 +170,9 @@ int DetectCommand(const std::vector<std::string>& args) {
     std::cerr << "error: --batch must be in [1, 4096], got " << batch_size << "\n";
     return kExitUsage;
   }
-  auto mode = ParseMode(flags.GetString("mode"));
-  if (!mode.ok()) {
-    std::cerr << "error: --" << mode.status().message() << "\n";
-    return kExitUsage;
-  }
-  if (flags.GetInt("microbatch") < 0 || flags.GetInt("stages") < 0 ||
-      flags.GetInt("replicas") < 1) {
-    std::cerr << "error: --microbatch and --stages must be >= 0 and --replicas >= 1\n";
-    return kExitUsage;
-  }
-  auto devices = ParseDevices(flags.GetString("devices"), static_cast<int>(flags.GetInt("threads")));
-  if (!devices.ok()) {
-    std::cerr << "error: " << devices.status().message() << "\n";
+  absl::StatusOr<PipelineFlags> run_flags = ParsePipelineFlags(flags);
+  if (!run_flags.ok()) {
+    std::cerr << "error: " << run_flags.status().message() << "\n";
     return kExitUsage;
   }
 
@@ -247,27 +202,15 @@ int DetectCommand(const std::vector<std::string>& args) {
   }
   const int64_t size = (*shape)[2];
 
-  PipelineOptions options;
-  options.mode = *mode;
-  options.devices = *devices;
-  options.stages = static_cast<int>(flags.GetInt("stages"));
-  options.replicas = static_cast<int>(flags.GetInt("replicas"));
   proto::Plan plan;
-  if (!flags.GetString("plan").empty()) {
-    if (absl::Status s = ReadArtifact(flags.GetString("plan"), &plan); !s.ok()) {
-      return ReportError(s);
-    }
-    options.plan = &plan;
-    if (*mode == Mode::kHybrid && !flags.IsSet("replicas")) options.replicas = plan.replicas();
-  }
-  int64_t microbatch = flags.GetInt("microbatch");
-  if (microbatch == 0) microbatch = options.plan != nullptr ? plan.microbatch() : 1;
-  options.microbatch = static_cast<int>(microbatch);
-  auto pipeline = Pipeline::Create(*model, size, options);
+  absl::StatusOr<PipelineOptions> options =
+      PipelineOptionsFromFlags(flags, *run_flags, /*default_microbatch=*/1, &plan);
+  if (!options.ok()) return ReportError(options.status());
+  auto pipeline = Pipeline::Create(*model, size, *options);
   if (!pipeline.ok()) return ReportError(pipeline.status());
   Pipeline& p = **pipeline;
-  std::cout << "yolopipe detect: " << model->source << ", mode " << ModeName(*mode) << ", "
-            << p.num_replicas() << " replica(s) x " << p.num_stages() << " stage(s), micro-batch "
+  std::cout << "yolopipe detect: " << model->source << ", mode " << ModeName(run_flags->mode)
+            << ", " << p.num_replicas() << " replica(s) x " << p.num_stages() << " stage(s), micro-batch "
             << p.microbatch() << ", " << files->size() << " image(s) at " << size << "x" << size
             << "\n";
 
@@ -301,7 +244,7 @@ int DetectCommand(const std::vector<std::string>& args) {
       const int64_t rows = output->dim(1), anchors = output->dim(2);
       for (size_t i = 0; i < batch.images.size(); ++i) {
         PreparedImage& im = batch.images[i];
-        auto dets = Postprocess(output->data<float>() + i * rows * anchors, rows, anchors, post);
+        auto dets = Postprocess(output->data<float>() + i * rows * anchors, rows, anchors, *post);
         if (!dets.ok()) {
           progress.Done();
           if (next.valid()) next.wait();

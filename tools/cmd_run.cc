@@ -98,28 +98,16 @@ int Fail(const MpiRuntime* mpi, const absl::Status& status) {
 
 // Every mode through runtime/pipeline: micro-batches, stats and an optional trace. With `mpi`
 // (launched by mpirun/srun) each rank runs one stage; rank 0 drives and reports.
-int RunPipelined(const FlagSet& flags, Mode mode, const Model& model,
-                 const std::vector<DeviceSpec>& devices, const Tensor& input,
-                 const MpiRuntime* mpi) {
-  PipelineOptions options;
-  options.mode = mode;
-  options.mpi = mpi;
+int RunPipelined(const FlagSet& flags, const PipelineFlags& run_flags, const Model& model,
+                 const Tensor& input, const MpiRuntime* mpi) {
+  const Mode mode = run_flags.mode;
   const bool serving = mpi != nullptr && mpi->rank() != 0;
-  options.devices = devices;
-  options.stages = static_cast<int>(flags.GetInt("stages"));
-  options.replicas = static_cast<int>(flags.GetInt("replicas"));
   proto::Plan plan;
-  if (!flags.GetString("plan").empty()) {
-    if (absl::Status s = ReadArtifact(flags.GetString("plan"), &plan); !s.ok()) {
-      return ReportError(s);
-    }
-    options.plan = &plan;
-    if (mode == Mode::kHybrid && !flags.IsSet("replicas")) options.replicas = plan.replicas();
-  }
-  int64_t microbatch = flags.GetInt("microbatch");
-  if (microbatch == 0) microbatch = options.plan != nullptr ? plan.microbatch() : 1;
-  options.microbatch = static_cast<int>(microbatch);
-  auto pipeline = Pipeline::Create(model, input.dim(2), options);
+  absl::StatusOr<PipelineOptions> options =
+      PipelineOptionsFromFlags(flags, run_flags, /*default_microbatch=*/1, &plan);
+  if (!options.ok()) return ReportError(options.status());
+  options->mpi = mpi;
+  auto pipeline = Pipeline::Create(model, input.dim(2), *options);
   if (!pipeline.ok()) return Fail(mpi, pipeline.status());
   Pipeline& p = **pipeline;
   if (mpi != nullptr) ExplainTermination(*mpi, p);
@@ -214,14 +202,8 @@ int RunCommand(const std::vector<std::string>& args) {
   flags.AddInt("batch", 1, "synthetic input: images per batch");
   flags.AddInt("input_seed", 1, "synthetic input: seed of the pixel values");
   flags.AddString("output", "", "write the output (B, 4+nc, A) to this .npy file");
-  flags.AddString("devices", "cpu", "cpu, cpu:K (K CPU devices splitting the cores), cuda:0,...");
-  flags.AddString("mode", "single", "single, pipeline, data or hybrid (DESIGN.md)");
-  flags.AddInt("stages", 0, "pipeline/hybrid: stages K (0: the plan's, or devices / replicas)");
-  flags.AddInt("replicas", 1, "hybrid: replicas R of the K-stage pipeline (devices = R*K)");
-  flags.AddString("plan", "", "pipeline/hybrid: plan file (.pbtxt/.pb/.json); default: plan on the spot");
-  flags.AddInt("microbatch", 0, "images per micro-batch (0: the plan's, else 1)");
+  AddPipelineFlags(flags, "images per micro-batch (0: the plan's, else 1)");
   flags.AddString("trace", "", "write a Chrome trace (Perfetto) of the last run to this file");
-  flags.AddInt("threads", 0, "threads per CPU device (0: the device's share of the cores)");
   flags.AddString("kernels", "cpu", "cpu (oneDNN) or reference (naive oracle kernels)");
   flags.AddInt("repeats", 1, "timed runs (the output is that of the last)");
   flags.AddInt("stream", 0,
@@ -231,19 +213,14 @@ int RunCommand(const std::vector<std::string>& args) {
   flags.AddInt("top_steps", 0, "print the N slowest steps of the last run");
   if (int rc = ParseOrExit(flags, args); rc >= 0) return rc;
 
-  auto mode = ParseMode(flags.GetString("mode"));
-  if (!mode.ok()) {
-    std::cerr << "error: --" << mode.status().message() << "\n";
-    return kExitUsage;
-  }
-  if (flags.GetInt("microbatch") < 0 || flags.GetInt("stages") < 0 ||
-      flags.GetInt("replicas") < 1) {
-    std::cerr << "error: --microbatch and --stages must be >= 0 and --replicas >= 1\n";
+  absl::StatusOr<PipelineFlags> run_flags = ParsePipelineFlags(flags);
+  if (!run_flags.ok()) {
+    std::cerr << "error: " << run_flags.status().message() << "\n";
     return kExitUsage;
   }
   // `single` without micro-batching or a trace keeps the plain Session path (and --kernels,
   // --top_steps); everything else runs through runtime/pipeline.
-  const bool pipelined = *mode != Mode::kSingle || flags.GetInt("microbatch") > 0 ||
+  const bool pipelined = run_flags->mode != Mode::kSingle || flags.GetInt("microbatch") > 0 ||
                          !flags.GetString("trace").empty() || flags.GetInt("stream") > 0;
   if (flags.GetInt("stream") < 0) {
     std::cerr << "error: --stream must be >= 0\n";
@@ -261,11 +238,6 @@ int RunCommand(const std::vector<std::string>& args) {
   auto backend = ParseBackend(flags.GetString("kernels"));
   if (!backend.ok()) {
     std::cerr << "error: " << backend.status().message() << "\n";
-    return kExitUsage;
-  }
-  auto devices = ParseDevices(flags.GetString("devices"), static_cast<int>(flags.GetInt("threads")));
-  if (!devices.ok()) {
-    std::cerr << "error: " << devices.status().message() << "\n";
     return kExitUsage;
   }
 
@@ -305,11 +277,11 @@ int RunCommand(const std::vector<std::string>& args) {
       if (!runtime.ok()) return ReportError(runtime.status());
       mpi = std::move(*runtime);
     }
-    return RunPipelined(flags, *mode, *model, *devices, input, mpi.get());
+    return RunPipelined(flags, *run_flags, *model, input, mpi.get());
   }
 
   SessionOptions options;
-  options.device = (*devices)[0];
+  options.device = run_flags->devices[0];
   options.backend = *backend;
   options.record_step_times = flags.GetInt("top_steps") > 0;
   auto session = Session::Create(*model, input.shape(), options);

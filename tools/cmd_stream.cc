@@ -99,26 +99,6 @@ std::string ToJson(const SourceState& s, int64_t dropped,
   return out + "]}\n";
 }
 
-// --source may be repeated; FlagSet keeps one value per flag (as cmd_detect's --image).
-bool ExtractSources(const std::vector<std::string>& args, std::vector<std::string>* rest,
-                    std::vector<std::string>* sources, std::string* error) {
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    if (a == "--source" || a == "-source") {
-      if (i + 1 >= args.size()) {
-        *error = "--source needs a value";
-        return false;
-      }
-      sources->push_back(args[++i]);
-    } else if (a.rfind("--source=", 0) == 0) {
-      sources->push_back(a.substr(9));
-    } else {
-      rest->push_back(a);
-    }
-  }
-  return true;
-}
-
 double Percentile(std::vector<double> v, double q) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
@@ -158,21 +138,12 @@ int StreamCommand(const std::vector<std::string>& args) {
   flags.AddString("json-dir", "", "write <json-dir>/<name>.json with every frame's detections");
   flags.AddString("out-dir", "", "write <out-dir>/<name>.mp4 with boxes and labels drawn");
   flags.AddInt("max-frames", 0, "read at most this many frames per source (0: all)");
-  flags.AddDouble("conf", 0.25, "confidence threshold (keep best class score > conf)");
-  flags.AddDouble("iou", 0.7, "NMS IoU threshold (suppress same-class boxes with IoU > iou)");
-  flags.AddInt("max_det", 300, "at most this many detections per frame");
-  flags.AddInt("max_candidates", 30000, "at most this many boxes per frame enter NMS");
-  flags.AddString("devices", "cpu", "cpu, cpu:K (K CPU devices splitting the cores)");
-  flags.AddString("mode", "single", "single, pipeline, data or hybrid (DESIGN.md)");
-  flags.AddInt("stages", 0, "pipeline/hybrid: stages K (0: the plan's, or devices / replicas)");
-  flags.AddInt("replicas", 1, "hybrid: replicas R of the K-stage pipeline (devices = R*K)");
-  flags.AddString("plan", "", "pipeline/hybrid: plan file (.pbtxt/.pb/.json); default: plan on the spot");
-  flags.AddInt("microbatch", 0, "frames per micro-batch (0: the plan's, else the number of sources)");
-  flags.AddInt("threads", 0, "threads per CPU device (0: the device's share of the cores)");
+  AddPostprocessFlags(flags, "frame");
+  AddPipelineFlags(flags, "frames per micro-batch (0: the plan's, else the number of sources)");
 
   std::vector<std::string> rest, inputs;
   std::string source_error;
-  if (!ExtractSources(args, &rest, &inputs, &source_error)) {
+  if (!ExtractRepeatedFlag(args, "source", &rest, &inputs, &source_error)) {
     std::cerr << "error: " << source_error << "\n\n" << flags.Usage();
     return kExitUsage;
   }
@@ -185,14 +156,9 @@ int StreamCommand(const std::vector<std::string>& args) {
     std::cerr << "error: at most 256 sources, got " << inputs.size() << "\n";
     return kExitUsage;
   }
-  PostprocessOptions post;
-  post.conf = static_cast<float>(flags.GetDouble("conf"));
-  post.iou = static_cast<float>(flags.GetDouble("iou"));
-  post.max_det = static_cast<int>(std::clamp<int64_t>(flags.GetInt("max_det"), -1, 1 << 30));
-  post.max_candidates =
-      static_cast<int>(std::clamp<int64_t>(flags.GetInt("max_candidates"), -1, 1 << 30));
-  if (absl::Status s = ValidatePostprocessOptions(post); !s.ok()) {
-    std::cerr << "error: --" << s.message() << "\n";
+  absl::StatusOr<PostprocessOptions> post = PostprocessFromFlags(flags);
+  if (!post.ok()) {
+    std::cerr << "error: " << post.status().message() << "\n";
     return kExitUsage;
   }
   auto policy = ParseBackpressurePolicy(flags.GetString("policy"));
@@ -206,19 +172,13 @@ int StreamCommand(const std::vector<std::string>& args) {
     std::cerr << "error: --queue must be in [1, 1024] and --max-frames >= 0\n";
     return kExitUsage;
   }
-  auto mode = ParseMode(flags.GetString("mode"));
-  if (!mode.ok()) {
-    std::cerr << "error: --" << mode.status().message() << "\n";
+  absl::StatusOr<PipelineFlags> run_flags = ParsePipelineFlags(flags);
+  if (!run_flags.ok()) {
+    std::cerr << "error: " << run_flags.status().message() << "\n";
     return kExitUsage;
   }
-  if (flags.GetInt("microbatch") < 0 || flags.GetInt("microbatch") > 4096 ||
-      flags.GetInt("stages") < 0 || flags.GetInt("replicas") < 1) {
-    std::cerr << "error: --microbatch must be in [0, 4096], --stages >= 0 and --replicas >= 1\n";
-    return kExitUsage;
-  }
-  auto devices = ParseDevices(flags.GetString("devices"), static_cast<int>(flags.GetInt("threads")));
-  if (!devices.ok()) {
-    std::cerr << "error: " << devices.status().message() << "\n";
+  if (flags.GetInt("microbatch") > 4096) {
+    std::cerr << "error: --microbatch must be in [0, 4096]\n";
     return kExitUsage;
   }
   const std::string json_dir = flags.GetString("json-dir");
@@ -257,31 +217,19 @@ int StreamCommand(const std::vector<std::string>& args) {
   }
   const int64_t size = (*shape)[2];
 
-  PipelineOptions options;
-  options.mode = *mode;
-  options.devices = *devices;
-  options.stages = static_cast<int>(flags.GetInt("stages"));
-  options.replicas = static_cast<int>(flags.GetInt("replicas"));
   proto::Plan plan;
-  if (!flags.GetString("plan").empty()) {
-    if (absl::Status s = ReadArtifact(flags.GetString("plan"), &plan); !s.ok()) {
-      return ReportError(s);
-    }
-    options.plan = &plan;
-    if (*mode == Mode::kHybrid && !flags.IsSet("replicas")) options.replicas = plan.replicas();
-  }
-  int64_t microbatch = flags.GetInt("microbatch");
-  if (microbatch == 0) microbatch = options.plan != nullptr ? plan.microbatch() : num_sources;
-  options.microbatch = static_cast<int>(std::max<int64_t>(1, microbatch));
-  auto pipeline = Pipeline::Create(*model, size, options);
+  absl::StatusOr<PipelineOptions> options =
+      PipelineOptionsFromFlags(flags, *run_flags, /*default_microbatch=*/num_sources, &plan);
+  if (!options.ok()) return ReportError(options.status());
+  auto pipeline = Pipeline::Create(*model, size, *options);
   if (!pipeline.ok()) return ReportError(pipeline.status());
   Pipeline& p = **pipeline;
   auto opened = p.OpenStream();
   if (!opened.ok()) return ReportError(opened.status());
   PipelineStream& stream = **opened;
   const int mb = stream.microbatch();
-  std::cout << "yolopipe stream: " << model->source << ", mode " << ModeName(*mode) << ", "
-            << p.num_replicas() << " replica(s) x " << p.num_stages() << " stage(s), micro-batch "
+  std::cout << "yolopipe stream: " << model->source << ", mode " << ModeName(run_flags->mode)
+            << ", " << p.num_replicas() << " replica(s) x " << p.num_stages() << " stage(s), micro-batch "
             << mb << ", " << num_sources << " source(s) at " << size << "x" << size
             << ", policy " << BackpressurePolicyName(*policy) << "\n";
 
@@ -379,7 +327,7 @@ int StreamCommand(const std::vector<std::string>& args) {
     for (size_t k = 0; k < f.frames.size() && !failed; ++k) {
       QueuedFrame& q = f.frames[k];
       const FrameTag tag = f.tags[k];
-      auto dets = Postprocess(output->data<float>() + k * rows * anchors, rows, anchors, post);
+      auto dets = Postprocess(output->data<float>() + k * rows * anchors, rows, anchors, *post);
       if (!dets.ok()) {
         fail(dets.status());
         failed = true;

@@ -329,8 +329,10 @@ struct StreamState {
 
   Pipeline* pipeline = nullptr;
   PipelineTopology topology;
-  int K = 1, R = 1, microbatch = 1, capacity = 1;  // topology's stages and replicas
-  size_t in_mb_bytes = 0;
+  int microbatch = 1, capacity = 1;
+  // Shorthands for topology.stages() and topology.replicas().
+  int K() const { return topology.stages(); }
+  int R() const { return topology.replicas(); }
   absl::Duration timeout;
   TraceWriter* trace = nullptr;
   Clock::time_point origin;
@@ -555,7 +557,7 @@ void StreamState::Collector(int r) {
   Communicator* comm = fabrics[r]->endpoint(topology.host_rank());
   // Producing stage -> the model outputs it sends to the host (names and descs).
   std::map<int, std::vector<std::string>> names;
-  for (int s = 0; s < K; ++s) {
+  for (int s = 0; s < K(); ++s) {
     for (const auto& sd : pipeline->replicas_[r][s].graph.sends) {
       if (std::find(sd.to_stages.begin(), sd.to_stages.end(), -1) != sd.to_stages.end()) {
         names[s].push_back(sd.tensor);
@@ -629,8 +631,8 @@ void StreamState::Collector(int r) {
 
 std::string StreamState::Positions() const {
   std::vector<std::string> parts;
-  for (int r = 0; r < R; ++r) {
-    for (int s = 0; s < K; ++s) {
+  for (int r = 0; r < R(); ++r) {
+    for (int s = 0; s < K(); ++s) {
       const StageRun& st = *stages[r][s];
       parts.push_back(absl::StrCat(topology.Name(r, s),
                                    " received ", st.received.load(), " computed ",
@@ -651,7 +653,7 @@ void StreamState::Watchdog() {
   while (!stop_watchdog) {
     cv.wait_for(lock, std::chrono::milliseconds(100));
     if (stop_watchdog || !failure.ok()) continue;
-    const bool inside = pushed > collected || (input_closed && collectors_done < R);
+    const bool inside = pushed > collected || (input_closed && collectors_done < R());
     if (!inside || computing.load() > 0) continue;
     const int64_t idle_ns = NowNanos() - last_progress_ns.load();
     if (idle_ns < limit_ns) continue;
@@ -787,7 +789,7 @@ void PipelineStream::CloseInput() {
     }
   }
   st.cv.notify_all();
-  for (int r = 0; r < st.R; ++r) {
+  for (int r = 0; r < st.R(); ++r) {
     Communicator* comm = st.fabrics[r]->endpoint(st.topology.host_rank());
     for (int s : st.input_readers[r]) {
       TensorGroup end;
@@ -833,7 +835,7 @@ absl::Status PipelineStream::Finish(PipelineStats* stats) {
     }
   }
   if (stats != nullptr) {
-    const int K = st.K, R = st.R;
+    const int K = st.K(), R = st.R();
     *stats = PipelineStats();
     const Clock::time_point end = st.collected > 0 ? st.last_collect : finished;
     const double wall_us = MicrosSince(st.origin, end);
@@ -887,13 +889,10 @@ absl::StatusOr<std::unique_ptr<PipelineStream>> Pipeline::OpenStream(TraceWriter
   StreamState& st = *state;
   const int K = topology_.stages(), R = topology_.replicas();
   st.pipeline = this;
-  st.K = K;
-  st.R = R;
   st.topology = topology_;
   st.microbatch = options_.microbatch;
   st.capacity = options_.max_in_flight > 0 ? options_.max_in_flight
                                            : R * (K * (options_.buffers + 2) + 1);
-  st.in_mb_bytes = static_cast<size_t>(NumElements(mb_shape_)) * sizeof(float);
   st.timeout = options_.timeout;
   st.trace = trace;
   st.deliveries.assign(static_cast<size_t>(st.capacity) * 2 + 16, 0);
