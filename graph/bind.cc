@@ -23,7 +23,11 @@ namespace {
 // Bounds a dimension of the bound input; larger ones are typos, not images.
 constexpr int64_t kMaxInputDim = int64_t{1} << 20;
 // Keeps every intermediate element count far from int64 overflow.
-constexpr int64_t kMaxInputElements = int64_t{1} << 36;
+constexpr int64_t kMaxInputElements = int64_t{1} << 31;
+// No value the bound graph computes may be larger (8 GiB of float32): a model whose shapes only
+// become known here (a Concat of constants feeding Expand, say) must not make the executor
+// allocate terabytes. YOLOv8x at batch 64 and 1280x1280 stays below it.
+constexpr int64_t kMaxValueElements = int64_t{1} << 31;
 
 // What shape propagation knows about one value.
 struct KnownValue {
@@ -440,7 +444,7 @@ absl::Status CheckInputShape(const std::string& name, const Shape& declared, con
                                                      "': every dimension must be between 1 and ",
                                                      kMaxInputDim, ", got ", ShapeToString(given)));
     }
-    elements *= d;  // cannot overflow: each factor is at most 2^20 and we stop at 2^36
+    elements *= d;  // cannot overflow: each factor is at most 2^20 and we stop at 2^31
     if (elements > kMaxInputElements) {
       return absl::InvalidArgumentError(absl::StrCat("input '", name, "': shape ",
                                                      ShapeToString(given), " has more than ",
@@ -502,6 +506,23 @@ absl::StatusOr<Graph> BindInputShape(const Graph& graph, const Shape& input_shap
   }
 
   YP_ASSIGN_OR_RETURN(Propagation propagation, Propagate(bound, input_shape));
+  for (const auto& [name, known] : propagation.values) {
+    int64_t elements = 1;
+    for (int64_t d : known.desc.shape) {
+      if (d < 0) continue;  // not known: nothing is allocated from it here
+      if (d > 0 && elements > kMaxValueElements / d) {
+        elements = kMaxValueElements + 1;
+        break;
+      }
+      elements *= d;
+    }
+    if (elements > kMaxValueElements) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "at input shape ", ShapeToString(input_shape), " tensor '", name, "' would have shape ",
+          ShapeToString(known.desc.shape), ", more than ", kMaxValueElements,
+          " elements: refused (a model file must not make yolopipe allocate that much)"));
+    }
+  }
   for (const std::string& name : batch_values) {
     const Shape& s = propagation.values.at(name).desc.shape;
     if (s.empty() || s[0] != input_shape[0]) {

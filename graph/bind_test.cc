@@ -315,6 +315,30 @@ TEST(BindInputShapeTest, RejectsAbsurdlyLargeShapes) {
   EXPECT_THAT(std::string(bound.status().message()), HasSubstr("elements"));
 }
 
+// A shape that only binding computes (here an Expand too large for constant folding) must not
+// reach the executor's allocator: refused, naming the tensor.
+TEST(BindInputShapeTest, RefusesAValueOfAbsurdSizeComputedAtBindTime) {
+  Graph g = ConvGraph({1, 4, 8, 8});
+  g.AddOutput("features");
+  g.AddInitializer("one", Tensor::FromFloats({1}, {1.0f}));
+  g.AddInitializer("huge_shape", Tensor::FromInt64s({2}, {int64_t{1} << 20, int64_t{1} << 20}));
+  g.AddNode(MakeNode("bomb", "Expand", {"one", "huge_shape"}, {"big"}));
+  g.AddOutput("big");
+  absl::StatusOr<Graph> bound = BindInputShape(g, {1, 4, 8, 8});
+  ASSERT_FALSE(bound.ok());
+  EXPECT_EQ(bound.status().code(), absl::StatusCode::kResourceExhausted) << bound.status();
+  EXPECT_THAT(std::string(bound.status().message()),
+              AllOf(HasSubstr("'big'"), HasSubstr("(1048576, 1048576)")));
+  // The same graph with a modest Expand binds.
+  Graph modest = ConvGraph({1, 4, 8, 8});
+  modest.AddOutput("features");
+  modest.AddInitializer("one", Tensor::FromFloats({1}, {1.0f}));
+  modest.AddInitializer("shape", Tensor::FromInt64s({2}, {3, 5}));
+  modest.AddNode(MakeNode("expand", "Expand", {"one", "shape"}, {"small"}));
+  modest.AddOutput("small");
+  EXPECT_TRUE(BindInputShape(modest, {1, 4, 8, 8}).ok());
+}
+
 TEST(BindInputShapeTest, RejectsGraphWithTwoInputs) {
   Graph g = ReshapeGraph({1, 4, 8, 8}, {1, 6, -1});
   g.AddInput(Value{"second", DType::kFloat32, {1, 4, 8, 8}});
