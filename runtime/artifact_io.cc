@@ -7,6 +7,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "base/file_io.h"
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
 #include "google/protobuf/util/json_util.h"
@@ -129,22 +130,7 @@ absl::Status WriteArtifact(const std::string& path, const google::protobuf::Mess
   if (!format.ok()) return format.status();
   auto bytes = SerializeArtifact(message, *format);
   if (!bytes.ok()) return bytes.status();
-  const std::string tmp = absl::StrCat(path, ".tmp.", getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) return absl::PermissionDeniedError(absl::StrCat("cannot write '", path, "'"));
-    out.write(bytes->data(), static_cast<std::streamsize>(bytes->size()));
-    out.flush();
-    if (!out) {
-      std::remove(tmp.c_str());
-      return absl::ResourceExhaustedError(absl::StrCat("writing '", path, "' failed (disk full?)"));
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    return absl::PermissionDeniedError(absl::StrCat("cannot rename to '", path, "'"));
-  }
-  return absl::OkStatus();
+  return WriteFileAtomically(path, *bytes);
 }
 
 }  // namespace yolopipe

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "base/file_io.h"
 #include "base/status_macros.h"
 
 namespace yolopipe {
@@ -219,23 +220,7 @@ absl::StatusOr<std::string> SerializeNpy(const Tensor& tensor) {
 
 absl::Status WriteNpyFile(const std::string& path, const Tensor& tensor) {
   YP_ASSIGN_OR_RETURN(std::string bytes, SerializeNpy(tensor));
-  const std::string tmp = absl::StrCat(path, ".tmp.", getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) return absl::PermissionDeniedError(absl::StrCat("cannot write '", path, "'"));
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    out.flush();
-    if (!out) {
-      std::remove(tmp.c_str());
-      return absl::ResourceExhaustedError(
-          absl::StrCat("writing '", path, "' failed (disk full?)"));
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    return absl::PermissionDeniedError(absl::StrCat("cannot rename to '", path, "'"));
-  }
-  return absl::OkStatus();
+  return WriteFileAtomically(path, bytes);
 }
 
 }  // namespace yolopipe

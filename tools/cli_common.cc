@@ -149,24 +149,6 @@ std::string DetectionsJsonArray(const std::vector<Detection>& detections,
   return out + (detections.empty() ? "]" : "\n  ]");
 }
 
-absl::Status WriteFileAtomically(const std::string& path, const std::string& text) {
-  const std::string tmp = absl::StrCat(path, ".tmp.", getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << text;
-    out.close();
-    if (!out) {
-      std::remove(tmp.c_str());
-      return absl::InternalError(absl::StrCat(path, ": cannot write (temporary file ", tmp, ")"));
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    return absl::InternalError(absl::StrCat(path, ": cannot rename ", tmp, " into place"));
-  }
-  return absl::OkStatus();
-}
-
 void AddPipelineFlags(FlagSet& flags, const std::string& microbatch_help) {
   flags.AddString("devices", "cpu", "cpu, cpu:K (K CPU devices splitting the cores)");
   flags.AddString("mode", "single", "single, pipeline, data or hybrid (DESIGN.md)");

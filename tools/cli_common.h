@@ -8,6 +8,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "base/file_io.h"  // WriteFileAtomically for every command
 #include "runtime/detect/nms.h"
 #include "runtime/device.h"
 #include "runtime/model.h"
@@ -78,9 +79,6 @@ std::string JsonNumber(double v, int decimals);
 // names come from `class_names` where the id is in range, else the id as text.
 std::string DetectionsJsonArray(const std::vector<Detection>& detections,
                                 const std::vector<std::string>& class_names);
-// Writes `text` to a temporary file beside `path`, then renames it into place, so a reader never
-// sees a half-written file under `path`.
-absl::Status WriteFileAtomically(const std::string& path, const std::string& text);
 
 // A progress line on stderr for long work: "label 1234/10000 (12%), 56.7/s". On a terminal it
 // redraws in place at most 5 times a second; otherwise it prints a line at every 10%. Not

@@ -25,6 +25,7 @@
 #include "runtime/pipeline/pipeline.h"
 #include "runtime/proto/plan.pb.h"
 #include "tools/cli_common.h"
+#include "tools/interrupt.h"
 
 namespace yolopipe::cli {
 namespace {
@@ -228,7 +229,11 @@ int DetectCommand(const std::vector<std::string>& args) {
   };
   // Double buffering: batch k+1 is decoded and letterboxed on a second thread while batch k runs.
   std::future<PreparedBatch> next = std::async(std::launch::async, prepare, size_t{0});
-  for (size_t begin = 0; begin < n; begin += static_cast<size_t>(batch_size)) {
+  // SIGINT/SIGTERM: stop after the batch in flight; what was detected so far is kept (below).
+  GracefulInterruptScope graceful;
+  size_t attempted = 0;
+  for (size_t begin = 0; begin < n && !InterruptRequested();
+       begin += static_cast<size_t>(batch_size)) {
     PreparedBatch batch = next.get();
     const size_t following = begin + static_cast<size_t>(batch_size);
     if (following < n) next = std::async(std::launch::async, prepare, following);
@@ -281,23 +286,36 @@ int DetectCommand(const std::vector<std::string>& args) {
         results.push_back({im.file, im.width, im.height, std::move(*dets)});
       }
     }
-    progress.Update(static_cast<int64_t>(std::min(n, following)));
+    attempted = std::min(n, following);
+    progress.Update(static_cast<int64_t>(attempted));
   }
   progress.Done();
+  if (next.valid()) next.wait();
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
   if (!flags.GetString("json").empty()) {
-    if (absl::Status s = WriteFileAtomically(flags.GetString("json"), ToJson(results, class_names));
-        !s.ok()) {
+    // An interrupted run keeps its detections, under a name that says they are not all of them.
+    const std::string json_path =
+        flags.GetString("json") + (InterruptRequested() ? ".partial" : "");
+    if (absl::Status s = WriteFileAtomically(json_path, ToJson(results, class_names)); !s.ok()) {
       return ReportError(s);
     }
-    std::cout << "wrote " << flags.GetString("json") << "\n";
+    std::cout << "wrote " << json_path << "\n";
   }
   if (annotate) std::cout << "wrote " << results.size() << " annotated PNG(s) to " << out_dir << "\n";
   std::cout << absl::StrFormat("%d image(s) processed, %d skipped, %d detection(s), %.2f img/s\n",
                                results.size(), skipped, detections,
                                seconds > 0 ? results.size() / seconds : 0.0);
+  if (InterruptRequested()) {
+    std::cerr << absl::StrFormat("interrupted by %s after %d of %d image(s)%s\n",
+                                 InterruptSignalName(), attempted, n,
+                                 flags.GetString("json").empty()
+                                     ? ""
+                                     : "; their detections are in the .partial JSON, the JSON "
+                                       "itself was not written");
+    return InterruptExitCode();
+  }
   if (results.empty()) {
     return ReportError(absl::InvalidArgumentError(
         absl::StrCat("no image could be processed (", skipped, " skipped)")));

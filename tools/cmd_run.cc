@@ -1,10 +1,6 @@
 // yolopipe run: run a model on a batch and report throughput.
-#include <signal.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <chrono>
-#include <cstring>
 #include <iostream>
 #include <thread>
 
@@ -19,6 +15,7 @@
 #include "runtime/session.h"
 #include "runtime/trace/trace.h"
 #include "tools/cli_common.h"
+#include "tools/interrupt.h"
 
 namespace yolopipe::cli {
 namespace {
@@ -31,15 +28,17 @@ absl::StatusOr<ops::Backend> ParseBackend(const std::string& name) {
 }
 
 // Streams `count` micro-batches through `p`, cutting them from `input` in turn (wrapping around),
-// pushing from one thread and popping on this one. Returns the last output.
+// pushing from one thread and popping on this one. Returns the last output. SIGINT/SIGTERM stop the
+// pushing; what is in flight still comes out and the stats cover it.
 absl::StatusOr<Tensor> StreamRun(Pipeline& p, const Tensor& input, int64_t count,
                                  PipelineStats* stats, TraceWriter* trace) {
   YP_ASSIGN_OR_RETURN(std::unique_ptr<PipelineStream> stream, p.OpenStream(trace));
   const int64_t m = p.microbatch(), batch = input.dim(0);
   const size_t image_bytes = input.bytes() / static_cast<size_t>(batch);
   const int64_t per_pass = (batch + m - 1) / m;
+  GracefulInterruptScope graceful;
   std::thread feeder([&] {
-    for (int64_t j = 0; j < count; ++j) {
+    for (int64_t j = 0; j < count && !InterruptRequested(); ++j) {
       const int64_t first = (j % per_pass) * m;
       Shape shape = input.shape();
       shape[0] = std::min<int64_t>(m, batch - first);
@@ -51,41 +50,44 @@ absl::StatusOr<Tensor> StreamRun(Pipeline& p, const Tensor& input, int64_t count
   });
   absl::StatusOr<Tensor> last = absl::InternalError("nothing was streamed");
   ProgressLine progress("streaming", count);
-  for (int64_t j = 0; j < count; ++j) {
-    last = stream->Pop();
-    if (!last.ok()) break;
-    progress.Update(j + 1);
+  int64_t popped = 0;
+  absl::Status error;
+  while (popped < count) {
+    absl::StatusOr<Tensor> out = stream->Pop();
+    if (!out.ok()) {
+      // The end of the stream before `count`: the feeder stopped for an interrupt.
+      if (!(absl::IsOutOfRange(out.status()) && InterruptRequested())) error = out.status();
+      break;
+    }
+    last = std::move(out);
+    progress.Update(++popped);
   }
   progress.Done();
-  if (!last.ok()) stream->Cancel(last.status());
+  if (!error.ok()) stream->Cancel(error);
   feeder.join();
   absl::Status finished = stream->Finish(stats);
-  if (!last.ok()) return last.status();
+  YP_RETURN_IF_ERROR(error);
   YP_RETURN_IF_ERROR(finished);
+  if (popped == 0) {
+    return absl::CancelledError(absl::StrCat("interrupted by ", InterruptSignalName(),
+                                             " before any micro-batch came out"));
+  }
+  if (InterruptRequested()) {
+    std::cerr << absl::StrFormat("interrupted by %s after %d of %d micro-batches; every one "
+                                 "pushed came out\n",
+                                 InterruptSignalName(), popped, count);
+  }
   return last;
 }
 
 // Under MPI, when the launcher ends the job because another rank failed or died, it sends this
 // rank SIGTERM: say which rank and stage is stopping, so the log names every rank's part.
-char g_termination_message[256];
-size_t g_termination_length = 0;
-
-void OnTerminate(int signal) {
-  (void)!write(STDERR_FILENO, g_termination_message, g_termination_length);
-  _exit(128 + signal);
-}
-
 void ExplainTermination(const MpiRuntime& mpi, const Pipeline& p) {
   const PipelineTopology& t = p.topology();
-  const std::string message = absl::StrCat(
+  SetTerminationMessage(absl::StrCat(
       "error: rank ", mpi.rank(), " (", t.Name(t.ReplicaOfDevice(mpi.rank()),
                                               t.StageOfDevice(mpi.rank())),
-      "): terminated by the MPI launcher: another rank of the job failed or died\n");
-  g_termination_length = std::min(message.size(), sizeof(g_termination_message));
-  std::memcpy(g_termination_message, message.data(), g_termination_length);
-  struct sigaction action = {};
-  action.sa_handler = OnTerminate;
-  sigaction(SIGTERM, &action, nullptr);
+      "): terminated by the MPI launcher: another rank of the job failed or died\n"));
 }
 
 // Under MPI a failure on any rank ends the whole job (MPI_Abort) after printing which rank failed
@@ -180,6 +182,11 @@ int RunPipelined(const FlagSet& flags, const PipelineFlags& run_flags, const Mod
                                FormatBytes(static_cast<double>(stats.bytes_moved)),
                                mpi != nullptr ? " (rank 0's stages only)" : "");
   std::cout << "output " << ShapeToString(output->shape()) << "\n";
+  if (InterruptRequested()) {
+    // The stream stopped early: its last output is not the one asked for.
+    std::cout << "interrupted: --output and --trace not written\n";
+    return InterruptExitCode();
+  }
   if (trace != nullptr) {
     if (absl::Status s = trace->WriteFile(flags.GetString("trace")); !s.ok()) return ReportError(s);
     std::cout << "wrote " << flags.GetString("trace") << "\n";

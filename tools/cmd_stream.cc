@@ -35,6 +35,7 @@
 #include "runtime/pipeline/pipeline.h"
 #include "runtime/proto/plan.pb.h"
 #include "tools/cli_common.h"
+#include "tools/interrupt.h"
 
 namespace yolopipe::cli {
 namespace {
@@ -88,6 +89,7 @@ std::string ToJson(const SourceState& s, int64_t dropped,
                    const std::vector<std::string>& class_names) {
   std::string out = absl::StrCat("{\"source\": ", JsonString(s.path), ", \"frames_processed\": ",
                                  s.results.size(), ", \"frames_dropped\": ", dropped,
+                                 ", \"complete\": ", InterruptRequested() ? "false" : "true",
                                  ", \"frames\": [\n");
   for (size_t i = 0; i < s.results.size(); ++i) {
     const FrameResult& r = s.results[i];
@@ -247,11 +249,14 @@ int StreamCommand(const std::vector<std::string>& args) {
   };
   const auto start = Clock::now();
 
+  // SIGINT/SIGTERM end every source as if its input ended: the frames in flight come out, the
+  // videos are closed and the JSON says "complete": false.
+  GracefulInterruptScope graceful;
   std::vector<std::thread> readers;
   for (int i = 0; i < num_sources; ++i) {
     readers.emplace_back([&, i] {
       FrameSource& reader = *sources[i].reader;
-      for (int64_t n = 0; max_frames == 0 || n < max_frames; ++n) {
+      for (int64_t n = 0; (max_frames == 0 || n < max_frames) && !InterruptRequested(); ++n) {
         auto frame = reader.Next();
         if (!frame.ok()) {
           fail(frame.status());
@@ -419,6 +424,11 @@ int StreamCommand(const std::vector<std::string>& args) {
   if (annotate) std::cout << "wrote annotated video(s) to " << out_dir << "\n";
   std::cout << absl::StrFormat("total: %d frame(s), %d dropped, %.2f FPS over %.2f s\n", total,
                                dropped_total, seconds > 0 ? total / seconds : 0.0, seconds);
+  if (InterruptRequested()) {
+    std::cerr << "interrupted by " << InterruptSignalName()
+              << ": the sources were ended early; every frame read was processed and written\n";
+    return InterruptExitCode();
+  }
   return kExitOk;
 }
 

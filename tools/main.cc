@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "tools/cli_common.h"
+#include "tools/interrupt.h"
 
 namespace {
 
@@ -27,7 +28,9 @@ constexpr char kUsage[] =
 
 }  // namespace
 
-int main(int argc, char** argv) {
+namespace {
+
+int Dispatch(int argc, char** argv) {
   using namespace yolopipe::cli;
   if (argc < 2) {
     std::cerr << kUsage;
@@ -52,4 +55,16 @@ int main(int argc, char** argv) {
   if (command == "stream") return StreamCommand(args);
   std::cerr << "error: unknown command '" << command << "'\n\n" << kUsage;
   return kExitUsage;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace yolopipe::cli;
+  InstallInterruptHandling();  // before any thread starts, so that every thread inherits the mask
+  // Every line reaches a log or a pipe as it is printed, not when a buffer fills or at exit.
+  std::cout << std::unitbuf;
+  const int code = Dispatch(argc, argv);
+  // A command stopped early by SIGINT/SIGTERM exits 128+signal, like a shell would report it.
+  return InterruptRequested() ? InterruptExitCode() : code;
 }

@@ -13,6 +13,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "base/file_io.h"
 
 namespace yolopipe {
 
@@ -48,16 +49,10 @@ absl::StatusOr<std::unique_ptr<FileBootstrap>> FileBootstrap::FromEnvironment(
 }
 
 absl::Status FileBootstrap::Write(int seq, const std::string& bytes) const {
+  // Atomic, so a reader polling for the file never sees it half-written.
   const std::string path = absl::StrCat(dir_, "/", seq, ".", rank_);
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    f << bytes;
-    f.close();
-    if (!f) return absl::UnavailableError(absl::StrCat("bootstrap: cannot write ", tmp));
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    return absl::UnavailableError(absl::StrCat("bootstrap: cannot rename ", tmp, " to ", path));
+  if (absl::Status s = WriteFileAtomically(path, bytes); !s.ok()) {
+    return absl::UnavailableError(absl::StrCat("bootstrap: ", s.message()));
   }
   return absl::OkStatus();
 }

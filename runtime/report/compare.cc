@@ -3,13 +3,13 @@
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <system_error>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "base/file_io.h"
 #include "runtime/simulator/simulator.h"
 
 namespace yolopipe {
@@ -198,12 +198,7 @@ absl::Status WriteCompareReport(const CompareResult& r, const std::string& dir) 
   std::filesystem::create_directories(dir, ec);
   if (ec) return absl::InternalError(absl::StrCat("cannot create ", dir, ": ", ec.message()));
   auto write = [&](const std::string& name, const std::string& text) -> absl::Status {
-    const std::string path = dir + "/" + name;
-    std::ofstream f(path, std::ios::binary | std::ios::trunc);
-    f << text;
-    f.close();
-    if (!f) return absl::InternalError(absl::StrCat("cannot write ", path));
-    return absl::OkStatus();
+    return WriteFileAtomically(dir + "/" + name, text);
   };
   std::string md = absl::StrFormat("# yolopipe compare: %s\n\nInput %s, one warm-up run then the "
                                    "median timed run per mode.\n\n```\n%s```\n\n",

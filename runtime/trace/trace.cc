@@ -1,15 +1,13 @@
 #include "runtime/trace/trace.h"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <numeric>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "base/file_io.h"
 
 namespace yolopipe {
 namespace {
@@ -225,24 +223,7 @@ std::string TraceWriter::ToJson() const {
 }
 
 absl::Status TraceWriter::WriteFile(const std::string& path) const {
-  const std::string json = ToJson();
-  const std::string tmp = absl::StrCat(path, ".tmp.", getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) return absl::PermissionDeniedError(absl::StrCat("cannot write trace '", path, "'"));
-    out.write(json.data(), static_cast<std::streamsize>(json.size()));
-    out.flush();
-    if (!out) {
-      std::remove(tmp.c_str());
-      return absl::ResourceExhaustedError(
-          absl::StrCat("writing trace '", path, "' failed (disk full?)"));
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    return absl::PermissionDeniedError(absl::StrCat("cannot rename trace to '", path, "'"));
-  }
-  return absl::OkStatus();
+  return WriteFileAtomically(path, ToJson());
 }
 
 }  // namespace yolopipe
