@@ -399,6 +399,22 @@ struct StreamState {
                MicrosSince(origin, a), MicrosSince(a, b));
   }
 
+  // Runs one of the stream's thread bodies. An exception (a kernel library throwing, an
+  // allocation failing) fails the stream like an error Status would, naming the thread's stage,
+  // instead of ending the process.
+  template <typename Body>
+  void Guarded(const std::string& where, Body body) {
+    try {
+      body();
+    } catch (const std::bad_alloc&) {
+      Fail(where, absl::ResourceExhaustedError("out of memory (std::bad_alloc)"));
+    } catch (const std::exception& e) {
+      Fail(where, absl::InternalError(absl::StrCat("exception: ", e.what())));
+    } catch (...) {
+      Fail(where, absl::InternalError("unknown exception"));
+    }
+  }
+
   void Receiver(int r, int s);
   void Compute(int r, int s);
   void Sender(int r, int s);
@@ -462,12 +478,6 @@ void StreamState::Compute(int r, int s) {
       return;
     }
     const std::string where = absl::StrCat(topology.Name(r, s), " micro-batch ", id);
-    if (pipeline->options_.fault_injector) {
-      if (absl::Status f = pipeline->options_.fault_injector(r, s, id); !f.ok()) {
-        Fail(where, f);
-        return;
-      }
-    }
     std::vector<Tensor> inputs;
     inputs.reserve(st.input_sources.size());
     for (const auto& [peer, name] : st.input_sources) {
@@ -480,9 +490,28 @@ void StreamState::Compute(int r, int s) {
       std::lock_guard<std::mutex> lock(mu);
       started_at.emplace(id, t1);  // the earliest input-reading stage wins
     }
-    computing.fetch_add(1);
-    auto outputs = stage.executor->Run(inputs);
-    computing.fetch_sub(1);
+    // An exception from the kernels (or the test hook) fails this micro-batch by name, like an
+    // error Status. The hook runs outside `computing`, so a hook that stalls trips the watchdog.
+    absl::StatusOr<std::vector<Tensor>> outputs = absl::InternalError("not run");
+    try {
+      absl::Status injected = pipeline->options_.fault_injector
+                                  ? pipeline->options_.fault_injector(r, s, id)
+                                  : absl::OkStatus();
+      if (!injected.ok()) {
+        outputs = injected;
+      } else {
+        computing.fetch_add(1);
+        try {
+          outputs = stage.executor->Run(inputs);
+        } catch (...) {
+          computing.fetch_sub(1);
+          throw;
+        }
+        computing.fetch_sub(1);
+      }
+    } catch (const std::exception& e) {
+      outputs = absl::InternalError(absl::StrCat("exception: ", e.what()));
+    }
     const Clock::time_point t2 = Clock::now();
     if (!outputs.ok()) {
       Fail(where, outputs.status());
@@ -985,12 +1014,23 @@ absl::StatusOr<std::unique_ptr<PipelineStream>> Pipeline::OpenStream(TraceWriter
   stream->state_ = std::move(state);
   try {
     for (int r = 0; r < R; ++r) {
-      if (st.is_host) st.threads.emplace_back(&StreamState::Collector, &st, r);
+      if (st.is_host) {
+        st.threads.emplace_back([&st, r] {
+          st.Guarded(absl::StrCat("collecting replica ", r, "'s outputs"), [&] { st.Collector(r); });
+        });
+      }
       for (int s = 0; s < K; ++s) {
         if (!replicas_[r][s].local) continue;  // another rank runs it
-        st.threads.emplace_back(&StreamState::Receiver, &st, r, s);
-        st.threads.emplace_back(&StreamState::Compute, &st, r, s);
-        st.threads.emplace_back(&StreamState::Sender, &st, r, s);
+        const std::string name = st.topology.Name(r, s);
+        st.threads.emplace_back([&st, r, s, name] {
+          st.Guarded(name + " receiving", [&] { st.Receiver(r, s); });
+        });
+        st.threads.emplace_back([&st, r, s, name] {
+          st.Guarded(name, [&] { st.Compute(r, s); });
+        });
+        st.threads.emplace_back([&st, r, s, name] {
+          st.Guarded(name + " sending", [&] { st.Sender(r, s); });
+        });
       }
     }
     st.watchdog = std::thread(&StreamState::Watchdog, &st);

@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <functional>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -216,25 +218,43 @@ TEST_F(ModesTest, HybridTwoByTwoBitwise) {
   EXPECT_EQ(stats.stage_busy_fraction.size(), 4u);
 }
 
-TEST_F(ModesTest, FaultAtStageOneMicroBatchThreeThenRunAgain) {
+// A 2-stage pipeline whose stage 1 hits `fault` at micro-batch 3 fails that Run with `code` and
+// a message naming the stage, the micro-batch and `says`; a later Run builds fresh channels and
+// works.
+void ExpectFaultFailsOneRun(const Tensor& batch,
+                            const std::function<absl::Status()>& fault, absl::StatusCode code,
+                            const std::string& says) {
   PipelineOptions o = Options(Mode::kPipeline, 2, 1);
   std::atomic<bool> inject{true};
-  o.fault_injector = [&inject](int replica, int stage, int64_t mb) -> absl::Status {
-    if (inject && stage == 1 && mb == 3) return absl::InternalError("injected kernel failure");
+  o.fault_injector = [&](int replica, int stage, int64_t mb) -> absl::Status {
+    if (inject && stage == 1 && mb == 3) return fault();
     return absl::OkStatus();
   };
   auto p = Pipeline::Create(Yolov8n(), kImgsz, o);
   ASSERT_TRUE(p.ok()) << p.status();
-  auto out = (*p)->Run(*batch_);
+  auto out = (*p)->Run(batch);
   ASSERT_FALSE(out.ok());
-  EXPECT_EQ(out.status().code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(out.status().code(), code);
   EXPECT_THAT(out.status().message(), HasSubstr("stage 1 micro-batch 3"));
-  EXPECT_THAT(out.status().message(), HasSubstr("injected kernel failure"));
-  // A later Run builds fresh channels and works.
+  EXPECT_THAT(out.status().message(), HasSubstr(says));
   inject = false;
-  auto again = (*p)->Run(*batch_);
+  auto again = (*p)->Run(batch);
   ASSERT_TRUE(again.ok()) << again.status();
-  EXPECT_TRUE(SameBytes(*again, SessionReference(*batch_, 1, 1)));
+  EXPECT_TRUE(SameBytes(*again, SessionReference(batch, 1, 1)));
+}
+
+TEST_F(ModesTest, FaultAtStageOneMicroBatchThreeThenRunAgain) {
+  ExpectFaultFailsOneRun(
+      *batch_, [] { return absl::InternalError("injected kernel failure"); },
+      absl::StatusCode::kInternal, "injected kernel failure");
+}
+
+// A stage whose kernels throw (oneDNN and the standard library report errors by exception) fails
+// that micro-batch by name instead of ending the process; the pipeline stays usable.
+TEST_F(ModesTest, StageThatThrowsFailsTheRunCleanly) {
+  ExpectFaultFailsOneRun(
+      *batch_, []() -> absl::Status { throw std::runtime_error("kernel library error"); },
+      absl::StatusCode::kInternal, "exception: kernel library error");
 }
 
 TEST_F(ModesTest, FaultAtFirstStageInHybridNamesReplica) {
