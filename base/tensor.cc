@@ -39,13 +39,16 @@ Tensor::Tensor(std::shared_ptr<Buffer> buffer, size_t offset, DType dtype, Shape
 
 Tensor Tensor::FromFloats(const Shape& shape, const std::vector<float>& values) {
   Tensor t(DType::kFloat32, shape);
-  std::memcpy(t.raw_data(), values.data(), std::min(t.bytes(), values.size() * sizeof(float)));
+  // memcpy's pointers must be valid even for 0 bytes (an empty tensor has no data pointer).
+  const size_t n = std::min(t.bytes(), values.size() * sizeof(float));
+  if (n > 0) std::memcpy(t.raw_data(), values.data(), n);
   return t;
 }
 
 Tensor Tensor::FromInt64s(const Shape& shape, const std::vector<int64_t>& values) {
   Tensor t(DType::kInt64, shape);
-  std::memcpy(t.raw_data(), values.data(), std::min(t.bytes(), values.size() * sizeof(int64_t)));
+  const size_t n = std::min(t.bytes(), values.size() * sizeof(int64_t));
+  if (n > 0) std::memcpy(t.raw_data(), values.data(), n);
   return t;
 }
 

@@ -147,7 +147,7 @@ std::string OnnxModelBuilder::Bytes() const {
 std::vector<float> SeededFloats(int64_t n, int seed) {
   // A small LCG: deterministic across platforms, no <random> distribution differences.
   std::vector<float> values(n);
-  uint32_t state = 2166136261u ^ static_cast<uint32_t>(seed * 16777619);
+  uint32_t state = 2166136261u ^ static_cast<uint32_t>(seed) * 16777619u;
   for (int64_t i = 0; i < n; ++i) {
     state = state * 1664525u + 1013904223u;
     values[i] = static_cast<float>(state >> 8) / static_cast<float>(1u << 24) - 0.5f;

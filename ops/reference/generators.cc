@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "absl/strings/str_cat.h"
 #include "ops/reference/kernel_util.h"
@@ -41,23 +42,29 @@ class RangeKernel : public SpecKernel {
       const double start = values_[0].GetAsDouble(0);
       const double limit = values_[1].GetAsDouble(0);
       const double delta = values_[2].GetAsDouble(0);
-      const double steps = std::ceil((limit - start) / delta);
-      if (steps > static_cast<double>(kMaxElements)) {
-        return Error(absl::StrCat("the output would have ", steps, " elements"));
-      }
       if (delta == 0.0 || !std::isfinite(delta) || !std::isfinite(start) ||
           !std::isfinite(limit)) {
         return Error(absl::StrCat("start ", start, ", limit ", limit, ", delta ", delta,
                                   " must be finite with delta != 0"));
       }
-      count_ = std::max<int64_t>(0, static_cast<int64_t>(std::ceil((limit - start) / delta)));
+      // Compared as doubles first: converting a value beyond int64's range is undefined.
+      const double steps = std::ceil((limit - start) / delta);
+      if (!(steps <= static_cast<double>(kMaxElements))) {
+        return Error(absl::StrCat("the output would have ", steps, " elements (limit ",
+                                  kMaxElements, ")"));
+      }
+      count_ = steps > 0 ? static_cast<int64_t>(steps) : 0;
     } else {
       const int64_t start = values_[0].GetAsInt64(0);
       const int64_t limit = values_[1].GetAsInt64(0);
       const int64_t delta = values_[2].GetAsInt64(0);
       if (delta == 0) return Error("delta must be non-zero");
       // ceil((limit - start) / delta) in integers, rounding toward +infinity.
-      const int64_t span = limit - start;
+      int64_t span = 0;
+      if (__builtin_sub_overflow(limit, start, &span) ||
+          (delta == -1 && span == std::numeric_limits<int64_t>::min())) {
+        return Error(absl::StrCat("limit ", limit, " - start ", start, " overflows"));
+      }
       int64_t q = span / delta;
       if (span % delta != 0 && ((span > 0) == (delta > 0))) ++q;
       count_ = std::max<int64_t>(0, q);

@@ -1,5 +1,7 @@
 #include "ops/reference/generators.h"
 
+#include <limits>
+
 #include <vector>
 
 #include "gmock/gmock.h"
@@ -70,6 +72,22 @@ TEST(RangeRejectsTest, ZeroDeltaNonConstantAndMixedTypes) {
                      {0, 1, 2})
                   .message(),
               HasSubstr("elements"));
+  // Found by //fuzz:fuzz_onnx_import: counts beyond int64's range (undefined conversions and
+  // overflowing subtractions before the fix) are refused.
+  EXPECT_THAT(status({T::ScalarFloat(0), T::ScalarFloat(-4.8e24f), T::ScalarFloat(-1)}, {0, 1, 2})
+                  .message(),
+              HasSubstr("elements"));
+  EXPECT_THAT(status({T::ScalarFloat(-3e38f), T::ScalarFloat(3e38f), T::ScalarFloat(1e-30f)},
+                     {0, 1, 2})
+                  .message(),
+              HasSubstr("elements"));
+  EXPECT_THAT(status({T::ScalarInt64(std::numeric_limits<int64_t>::min()),
+                      T::ScalarInt64(std::numeric_limits<int64_t>::max()), T::ScalarInt64(1)},
+                     {0, 1, 2})
+                  .message(),
+              HasSubstr("overflows"));
+  // A float range running backwards is empty, not an error.
+  EXPECT_TRUE(status({T::ScalarFloat(5), T::ScalarFloat(0), T::ScalarFloat(1)}, {0, 1, 2}).ok());
 }
 
 TEST(ConstantOfShapeTest, DefaultFloatZeroAndInt64Value) {

@@ -305,7 +305,10 @@ absl::StatusOr<Shape> ComputeReshapeShape(const KernelSpec& spec, const Shape& i
       }
     }
     out[i] = v;
-    known *= v;
+    // A model file can hold any shape: an overflowing product is an error, not a wrap-around.
+    if (__builtin_mul_overflow(known, v, &known)) {
+      return fail("the product of the entries overflows a 64-bit integer");
+    }
   }
   const int64_t total = NumElements(input_shape);
   if (infer >= 0) {

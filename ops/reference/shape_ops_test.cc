@@ -77,6 +77,10 @@ TEST(ReshapeRejectsTest, BadShapes) {
   a.Set("allowzero", int64_t{1});
   ExpectRejected(Status("Reshape", a, {Tensor(DType::kFloat32, {0, 3}), Ints({0, -1})}, {1}),
                  "forbids mixing 0 and -1");
+  // Found by //fuzz:fuzz_onnx_import: entries whose product overflows int64 (UB before the fix).
+  ExpectRejected(Status("Reshape", Attributes(),
+                        {x, Ints({int64_t{2810246167479189505}, 6, -1})}, {1}),
+                 "overflows");
 }
 
 TEST(FlattenTest, Axes) {

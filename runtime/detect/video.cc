@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "base/file_io.h"
 
 extern "C" {
 #include <libavcodec/avcodec.h>
@@ -261,6 +262,9 @@ struct VideoWriter::Impl {
   SwsContext* sws = nullptr;
   std::vector<uint8_t> scratch;  // padded RGB rows for swscale
   bool header_written = false;
+  // The video is written under a temporary name and renamed into place by Close, so an
+  // interrupted or failed run never leaves a truncated video under the real name.
+  std::unique_ptr<TemporaryFile> file;
 
   ~Impl() {
     sws_freeContext(sws);
@@ -362,7 +366,8 @@ absl::StatusOr<std::unique_ptr<VideoWriter>> VideoWriter::Open(const std::string
   im.stream->time_base = im.codec->time_base;
   im.stream->avg_frame_rate = rate;
   if (!(im.format->oformat->flags & AVFMT_NOFILE)) {
-    rc = avio_open(&im.format->pb, path.c_str(), AVIO_FLAG_WRITE);
+    im.file = std::make_unique<TemporaryFile>(path);
+    rc = avio_open(&im.format->pb, im.file->temp_path().c_str(), AVIO_FLAG_WRITE);
     if (rc < 0) {
       return absl::InvalidArgumentError(
           absl::StrCat(path, ": cannot open for writing: ", AvError(rc)));
@@ -430,8 +435,11 @@ absl::Status VideoWriter::Close() {
   if (rc < 0) {
     return absl::InternalError(absl::StrCat(path_, ": writing the trailer: ", AvError(rc)));
   }
-  if (!(im.format->oformat->flags & AVFMT_NOFILE)) avio_closep(&im.format->pb);
-  return absl::OkStatus();
+  if (!(im.format->oformat->flags & AVFMT_NOFILE)) {
+    rc = avio_closep(&im.format->pb);
+    if (rc < 0) return absl::InternalError(absl::StrCat(path_, ": closing: ", AvError(rc)));
+  }
+  return im.file != nullptr ? im.file->Commit() : absl::OkStatus();
 }
 
 }  // namespace yolopipe
