@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds everything, runs every test, and prints the per-test-case
 # summary "N passed, N failed" as its last line (Bazel's own summary counts targets, not cases).
-# Also runs the threaded runtime tests under ThreadSanitizer (their cases count too, as "tsan
-# //target"), and builds the CUDA configuration when a CUDA toolkit is present (CI has one, but no
-# GPU).
+# Also runs the threaded runtime tests under ThreadSanitizer and the unit and pipeline tests under
+# AddressSanitizer + UndefinedBehaviorSanitizer (their cases count too, as "tsan //target" and
+# "asan //target"), fuzzes every file loader for a bounded time with libFuzzer (tools/fuzz.sh),
+# and builds the CUDA configuration when a CUDA toolkit is present (CI has one, but no GPU).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +24,25 @@ echo "test: ThreadSanitizer run of the threaded runtime tests (--config=tsan)"
 bazel test --config=tsan $tsan_targets || status=$?
 tsan_logs=$(bazel info --config=tsan bazel-testlogs 2>/dev/null)
 
+# The unit and pipeline tests under AddressSanitizer + UndefinedBehaviorSanitizer: every test of
+# base/, ops/, graph/ and runtime/ except the GPU ones (nothing runs without a GPU) and the soak
+# test (10,000 micro-batches: minutes under ASan). The CLI tests in tests/ run in the default
+# configuration only, to fit CI's time.
+asan_targets=$(bazel query 'tests(//base/... + //ops/... + //graph/... + //runtime/...)
+  except tests(//ops/cuda/... + //runtime/cuda/...) except attr(tags, "soak", tests(//...))' \
+  2>/dev/null)
+echo "test: AddressSanitizer + UndefinedBehaviorSanitizer run of the unit and pipeline tests (--config=asan)"
+# shellcheck disable=SC2086
+bazel test --config=asan $asan_targets || status=$?
+asan_logs=$(bazel info --config=asan bazel-testlogs 2>/dev/null)
+
+# Every file loader (ONNX importer, .npy, Profile/Plan readers, image decoders) under libFuzzer
+# (clang, ASan + UBSan) for FUZZ_SECONDS each (default 60); each target counts as one case,
+# "fuzz <target>".
+fuzz_results=$(mktemp)
+echo "test: fuzzing the file loaders for ${FUZZ_SECONDS:-60} s each (tools/fuzz.sh)"
+FUZZ_RESULTS="$fuzz_results" tools/fuzz.sh "${FUZZ_SECONDS:-60}" || status=$?
+
 if [ -x "${CUDA_HOME:-/usr/local/cuda}/bin/nvcc" ]; then
   echo "test: building the CUDA configuration (--config=cuda //...)"
   if ! bazel build --config=cuda //...; then
@@ -40,16 +60,27 @@ bazel build //... >/dev/null 2>&1 || true
 runs=()
 for t in $default_targets; do runs+=("$default_logs|$t"); done
 for t in $tsan_targets; do runs+=("$tsan_logs|$t"); done
-/usr/bin/python3 - "$status" "${runs[@]}" <<'PY'
+for t in $asan_targets; do runs+=("$asan_logs|$t"); done
+/usr/bin/python3 - "$status" "$fuzz_results" "${runs[@]}" <<'PY'
 import os, sys, xml.etree.ElementTree as ET
 status = int(sys.argv[1])
 passed = failed = skipped = 0
-for run in sys.argv[2:]:
+with open(sys.argv[2]) as f:
+    for line in f:
+        target, result = line.split()
+        if result == "pass":
+            passed += 1
+        else:
+            failed += 1
+            print(f"FAILED: fuzz {target}")
+for run in sys.argv[3:]:
     logs, target = run.split("|", 1)
     pkg, name = target.lstrip("/").split(":")
     path = os.path.join(logs, pkg, name, "test.xml")
     if "-tsan" in logs:
         target = "tsan " + target
+    elif "-asan" in logs:
+        target = "asan " + target
     if not os.path.exists(path):
         print(f"no results for {target}: counted as 1 failed")
         failed += 1
@@ -81,3 +112,6 @@ if failed == 0 and status != 0:
 print(f"{passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else ""))
 sys.exit(1 if failed else 0)
 PY
+code=$?
+rm -f "$fuzz_results"
+exit $code
