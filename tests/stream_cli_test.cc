@@ -178,6 +178,42 @@ TEST_F(StreamCliTest, MissingSourceIsAnErrorNamingIt) {
   EXPECT_THAT(r.err, HasSubstr("error: " + missing));
 }
 
+// A frame that cannot be decoded ends its own source only: the other sources run to the end,
+// everything is written, the broken source's JSON keeps its frames before the error and says
+// why, and the run exits 1 naming it.
+TEST_F(StreamCliTest, ABrokenFrameEndsOnlyItsSource) {
+  const std::string broken = ::testing::TempDir() + "/broken_folder";
+  const std::string json = ::testing::TempDir() + "/json_broken";
+  std::filesystem::create_directories(broken);
+  for (int i = 0; i < 5; ++i) {
+    char name[32];
+    std::snprintf(name, sizeof(name), "/g%03d.png", i);
+    if (i == 3) {
+      std::FILE* f = std::fopen((broken + name).c_str(), "wb");
+      ASSERT_NE(f, nullptr);
+      std::fputs("this is not a PNG file", f);
+      std::fclose(f);
+    } else {
+      ASSERT_TRUE(WritePng(broken + name, Frame(48, 40, i, 1)).ok());
+    }
+  }
+  const auto r = RunYolopipe(std::string(kCommon) + " --source " + (*sources_)[0].path +
+                             " --source " + broken + " --json-dir " + json);
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_THAT(r.err, HasSubstr("warning: stream 1 " + broken + ": frame 3: "));
+  EXPECT_THAT(r.err, HasSubstr("g003.png"));
+  EXPECT_THAT(r.err, HasSubstr("1 of 2 source(s) ended early"));
+  const std::string good = ReadFile(json + "/cam_a.json");
+  EXPECT_THAT(good, HasSubstr("\"complete\": true"));
+  std::vector<int> all((*sources_)[0].frames);
+  for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int>(i);
+  EXPECT_EQ(FrameIndices(good), all);
+  const std::string bad = ReadFile(json + "/broken_folder.json");
+  EXPECT_THAT(bad, HasSubstr("\"complete\": false"));
+  EXPECT_THAT(bad, HasSubstr("\"error\": \"frame 3: "));
+  EXPECT_EQ(FrameIndices(bad), (std::vector<int>{0, 1, 2}));
+}
+
 TEST_F(StreamCliTest, BadUsageIsRejected) {
   EXPECT_EQ(RunYolopipe("stream --model yolov8n").exit_code, 2);
   const auto policy = RunYolopipe("stream --policy newest --source " + (*sources_)[0].path);

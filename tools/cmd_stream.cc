@@ -24,6 +24,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "runtime/artifact_io.h"
 #include "runtime/detect/draw.h"
 #include "runtime/detect/image.h"
@@ -83,13 +84,18 @@ struct SourceState {
   std::vector<double> latency_ms;
   double last_result_s = 0;
   std::unique_ptr<VideoWriter> writer;
+  // Why this source ended early (a frame that cannot be decoded); written by its reader thread,
+  // read after the readers have joined. The other sources go on.
+  std::string error;
 };
 
 std::string ToJson(const SourceState& s, int64_t dropped,
                    const std::vector<std::string>& class_names) {
   std::string out = absl::StrCat("{\"source\": ", JsonString(s.path), ", \"frames_processed\": ",
                                  s.results.size(), ", \"frames_dropped\": ", dropped,
-                                 ", \"complete\": ", InterruptRequested() ? "false" : "true",
+                                 ", \"complete\": ",
+                                 InterruptRequested() || !s.error.empty() ? "false" : "true",
+                                 s.error.empty() ? "" : ", \"error\": " + JsonString(s.error),
                                  ", \"frames\": [\n");
   for (size_t i = 0; i < s.results.size(); ++i) {
     const FrameResult& r = s.results[i];
@@ -256,10 +262,17 @@ int StreamCommand(const std::vector<std::string>& args) {
   for (int i = 0; i < num_sources; ++i) {
     readers.emplace_back([&, i] {
       FrameSource& reader = *sources[i].reader;
+      // A frame that cannot be decoded ends this source only: the others go on, and the run
+      // reports it (JSON "error", exit status 1) once everything else is written.
+      const auto end_source = [&](int64_t n, const absl::Status& s) {
+        sources[i].error = absl::StrCat("frame ", n, ": ", s.message());
+        std::cerr << "warning: stream " << i << " " << sources[i].path << ": " << sources[i].error
+                  << "; this source ends here, the others go on\n";
+      };
       for (int64_t n = 0; (max_frames == 0 || n < max_frames) && !InterruptRequested(); ++n) {
         auto frame = reader.Next();
         if (!frame.ok()) {
-          fail(frame.status());
+          end_source(n, frame.status());
           break;
         }
         if (!frame->has_value()) break;
@@ -270,8 +283,7 @@ int StreamCommand(const std::vector<std::string>& args) {
         q.input = Tensor(DType::kFloat32, {1, 3, size, size});
         auto t = LetterboxIntoBatch(**frame, q.input, 0);
         if (!t.ok()) {
-          fail(absl::InvalidArgumentError(
-              absl::StrCat(sources[i].path, ": frame ", n, ": ", t.status().message())));
+          end_source(n, t.status());
           break;
         }
         q.transform = *t;
@@ -428,6 +440,18 @@ int StreamCommand(const std::vector<std::string>& args) {
     std::cerr << "interrupted by " << InterruptSignalName()
               << ": the sources were ended early; every frame read was processed and written\n";
     return InterruptExitCode();
+  }
+  std::vector<std::string> failed_sources;
+  for (int i = 0; i < num_sources; ++i) {
+    if (!sources[i].error.empty()) {
+      failed_sources.push_back(absl::StrCat("stream ", i, " ", sources[i].path, ": ",
+                                            sources[i].error));
+    }
+  }
+  if (!failed_sources.empty()) {
+    return ReportError(absl::DataLossError(absl::StrCat(
+        failed_sources.size(), " of ", num_sources, " source(s) ended early (their frames before "
+        "the error were processed and written): ", absl::StrJoin(failed_sources, "; "))));
   }
   return kExitOk;
 }
