@@ -214,6 +214,22 @@ TEST_F(StreamCliTest, ABrokenFrameEndsOnlyItsSource) {
   EXPECT_EQ(FrameIndices(bad), (std::vector<int>{0, 1, 2}));
 }
 
+// --realtime paces each source at its frame rate (the video's own 10 fps, the folder's --fps);
+// with the blocking policy every frame still comes out. A file:// URL reads like the path.
+TEST_F(StreamCliTest, RealtimePacingAndUrlSources) {
+  const std::string json = ::testing::TempDir() + "/json_realtime";
+  const auto r = RunYolopipe(std::string(kCommon) + " --realtime --fps 50 --source file://" +
+                             (*sources_)[1].path + " --source " + (*sources_)[2].path +
+                             " --json-dir " + json);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(FrameIndices(ReadFile(json + "/cam_b.json")).size(), 9u);
+  EXPECT_EQ(FrameIndices(ReadFile(json + "/folder.json")).size(), 5u);
+  EXPECT_EQ(RunYolopipe(std::string(kCommon) + " --realtime --fps 0 --source " +
+                        (*sources_)[2].path)
+                .exit_code,
+            2);
+}
+
 TEST_F(StreamCliTest, BadUsageIsRejected) {
   EXPECT_EQ(RunYolopipe("stream --model yolov8n").exit_code, 2);
   const auto policy = RunYolopipe("stream --policy newest --source " + (*sources_)[0].path);

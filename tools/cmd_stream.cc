@@ -146,6 +146,10 @@ int StreamCommand(const std::vector<std::string>& args) {
   flags.AddString("json-dir", "", "write <json-dir>/<name>.json with every frame's detections");
   flags.AddString("out-dir", "", "write <out-dir>/<name>.mp4 with boxes and labels drawn");
   flags.AddInt("max-frames", 0, "read at most this many frames per source (0: all)");
+  flags.AddBool("realtime", false,
+                "read each source at its frame rate, as a camera delivers frames, instead of as "
+                "fast as it decodes (frame folders and videos without a rate use --fps)");
+  flags.AddDouble("fps", 25, "--realtime: the frame rate of frame folders");
   AddPostprocessFlags(flags, "frame");
   AddPipelineFlags(flags, "frames per micro-batch (0: the plan's, else the number of sources)");
 
@@ -178,6 +182,12 @@ int StreamCommand(const std::vector<std::string>& args) {
   const int64_t max_frames = flags.GetInt("max-frames");
   if (queue < 1 || queue > 1024 || max_frames < 0) {
     std::cerr << "error: --queue must be in [1, 1024] and --max-frames >= 0\n";
+    return kExitUsage;
+  }
+  const bool realtime = flags.GetBool("realtime");
+  const double folder_fps = flags.GetDouble("fps");
+  if (!(folder_fps > 0 && folder_fps <= 1000)) {
+    std::cerr << "error: --fps must be in (0, 1000]\n";
     return kExitUsage;
   }
   absl::StatusOr<PipelineFlags> run_flags = ParsePipelineFlags(flags);
@@ -269,7 +279,16 @@ int StreamCommand(const std::vector<std::string>& args) {
         std::cerr << "warning: stream " << i << " " << sources[i].path << ": " << sources[i].error
                   << "; this source ends here, the others go on\n";
       };
+      // --realtime: frame n is read no earlier than n frame periods after the start, as a
+      // camera would deliver it; the backpressure policy then decides what a slow pipeline loses.
+      const double fps = reader.fps() > 0 ? reader.fps() : folder_fps;
+      const auto paced_from = Clock::now();
       for (int64_t n = 0; (max_frames == 0 || n < max_frames) && !InterruptRequested(); ++n) {
+        if (realtime) {
+          std::this_thread::sleep_until(
+              paced_from + std::chrono::duration_cast<Clock::duration>(
+                               std::chrono::duration<double>(static_cast<double>(n) / fps)));
+        }
         auto frame = reader.Next();
         if (!frame.ok()) {
           end_source(n, frame.status());

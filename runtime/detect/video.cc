@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <mutex>
 #include <system_error>
 #include <utility>
 
@@ -98,9 +99,15 @@ struct VideoReader::Impl {
 VideoReader::~VideoReader() = default;
 
 absl::StatusOr<std::unique_ptr<VideoReader>> VideoReader::Open(const std::string& path) {
+  // "scheme://..." (rtsp://, http://, file://...) goes to FFmpeg's protocols as it is.
+  const bool url = path.find("://") != std::string::npos;
   std::error_code ec;
-  if (!fs::exists(path, ec)) {
+  if (!url && !fs::exists(path, ec)) {
     return absl::NotFoundError(absl::StrCat(path, ": no such file"));
+  }
+  if (url) {
+    static std::once_flag network;
+    std::call_once(network, [] { avformat_network_init(); });
   }
   av_log_set_level(AV_LOG_ERROR);
   std::unique_ptr<VideoReader> reader(new VideoReader());

@@ -35,7 +35,8 @@ class FrameSource {
 // Decodes the best video stream of a container file (anything the system's FFmpeg demuxes).
 class VideoReader : public FrameSource {
  public:
-  // Opens `path` and its decoder. NotFound for a missing file; InvalidArgument for a file that is
+  // Opens `path` and its decoder. `path` may also be a URL FFmpeg's protocols read ("rtsp://...",
+  // "http://...", "file://..."). NotFound for a missing file; InvalidArgument for a file that is
   // not a video or has no video stream or no decoder; every message starts with the path.
   static absl::StatusOr<std::unique_ptr<VideoReader>> Open(const std::string& path);
   ~VideoReader() override;
