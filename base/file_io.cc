@@ -25,8 +25,8 @@ std::set<std::string>& Pending() {
   return *pending;
 }
 
-absl::Status ErrnoStatus(int err, const std::string& path, const std::string& what) {
-  const std::string message = absl::StrCat(path, ": ", what, ": ", std::strerror(err));
+// The status code for `err`, with `message` (which already says what failed and why).
+absl::Status StatusForErrno(int err, const std::string& message) {
   switch (err) {
     case ENOSPC:
     case EDQUOT:
@@ -42,6 +42,10 @@ absl::Status ErrnoStatus(int err, const std::string& path, const std::string& wh
     default:
       return absl::InternalError(message);
   }
+}
+
+absl::Status ErrnoStatus(int err, const std::string& path, const std::string& what) {
+  return StatusForErrno(err, absl::StrCat(path, ": ", what, ": ", std::strerror(err)));
 }
 
 }  // namespace
@@ -103,10 +107,11 @@ absl::Status WriteFileAtomically(const std::string& path, std::string_view bytes
 }
 
 absl::StatusOr<std::string> ReadFileToString(const std::string& path, int64_t max_bytes) {
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: a FIFO is refused below (not a regular file) instead of blocking this open.
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
     const int err = errno;
-    return ErrnoStatus(err, path, "cannot open");
+    return StatusForErrno(err, absl::StrCat("cannot open '", path, "': ", std::strerror(err)));
   }
   struct stat st;
   if (fstat(fd, &st) != 0) {

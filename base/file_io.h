@@ -39,7 +39,9 @@ class TemporaryFile {
   bool committed_ = false;
 };
 
-// Reads a whole regular file, refusing one larger than `max_bytes` before reading it.
+// Reads a whole regular file, refusing one larger than `max_bytes` before reading it. Errors:
+// NotFound (missing), InvalidArgument (a folder, FIFO or device), ResourceExhausted (too large),
+// each naming the path.
 absl::StatusOr<std::string> ReadFileToString(const std::string& path, int64_t max_bytes);
 
 // Removes the temporary files of writes still in progress. For an interrupted process about to

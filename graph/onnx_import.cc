@@ -9,7 +9,6 @@
 #include <cerrno>
 #include <climits>
 #include <cstring>
-#include <fstream>
 #include <limits>
 #include <map>
 #include <memory>
@@ -26,6 +25,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "base/file_io.h"
 #include "base/status_macros.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "graph/fold.h"
@@ -1093,32 +1093,11 @@ absl::StatusOr<Graph> ConvertGraph(const onnx::ModelProto& model, int64_t opset,
 }
 
 absl::StatusOr<std::string> ReadFile(const std::string& path, const OnnxImportLimits& limits) {
-  struct stat st;
-  if (::stat(path.c_str(), &st) != 0) {
-    const int err = errno;
-    const std::string message =
-        absl::StrCat("cannot open ONNX model '", path, "': ", std::strerror(err));
-    return err == ENOENT ? absl::NotFoundError(message) : absl::InvalidArgumentError(message);
-  }
-  if (!S_ISREG(st.st_mode)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("cannot open ONNX model '", path, "': not a regular file"));
-  }
-  if (st.st_size > limits.max_model_bytes) {
+  absl::StatusOr<std::string> bytes = ReadFileToString(path, limits.max_model_bytes);
+  if (absl::IsResourceExhausted(bytes.status())) {
     return absl::ResourceExhaustedError(absl::StrCat(
-        "ONNX model '", path, "' is ", st.st_size, " bytes; the limit is ", limits.max_model_bytes,
+        "ONNX model ", bytes.status().message(),
         " (OnnxImportLimits::max_model_bytes; larger models keep their weights as external data)"));
-  }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("cannot open ONNX model '", path, "': ", std::strerror(errno)));
-  }
-  std::string bytes(static_cast<size_t>(st.st_size), '\0');
-  in.read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  if (in.gcount() != static_cast<std::streamsize>(bytes.size())) {
-    return absl::InvalidArgumentError(absl::StrCat("error reading ONNX model '", path, "': read ",
-                                                   in.gcount(), " of ", bytes.size(), " bytes"));
   }
   return bytes;
 }

@@ -1,10 +1,5 @@
 #include "runtime/artifact_io.h"
 
-#include <unistd.h>
-
-#include <cstdio>
-#include <fstream>
-
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "base/file_io.h"
@@ -109,20 +104,9 @@ absl::StatusOr<std::string> SerializeArtifact(const google::protobuf::Message& m
 absl::Status ReadArtifact(const std::string& path, google::protobuf::Message* message) {
   auto format = ArtifactFormatForPath(path);
   if (!format.ok()) return format.status();
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot open '", path, "'"));
-  in.seekg(0, std::ios::end);
-  const std::streamoff size = in.tellg();
-  if (size < 0 || static_cast<size_t>(size) > kMaxArtifactBytes) {
-    return absl::InvalidArgumentError(absl::StrCat("'", path, "': unreadable or larger than ",
-                                                   kMaxArtifactBytes, " bytes"));
-  }
-  in.seekg(0);
-  std::string bytes(static_cast<size_t>(size), '\0');
-  if (!in.read(bytes.data(), size)) {
-    return absl::InvalidArgumentError(absl::StrCat("cannot read '", path, "'"));
-  }
-  return ParseArtifact(bytes, *format, path, message);
+  absl::StatusOr<std::string> bytes = ReadFileToString(path, kMaxArtifactBytes);
+  if (!bytes.ok()) return bytes.status();
+  return ParseArtifact(*bytes, *format, path, message);
 }
 
 absl::Status WriteArtifact(const std::string& path, const google::protobuf::Message& message) {

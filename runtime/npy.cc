@@ -1,11 +1,6 @@
 #include "runtime/npy.h"
 
-#include <unistd.h>
-
-#include <cstdio>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
@@ -165,19 +160,8 @@ absl::StatusOr<Tensor> ParseNpy(const std::string& bytes, const std::string& sou
 }
 
 absl::StatusOr<Tensor> ReadNpyFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot open '", path, "'"));
-  in.seekg(0, std::ios::end);
-  const std::streamoff size = in.tellg();
-  if (size < 0) return absl::InvalidArgumentError(absl::StrCat("cannot read '", path, "'"));
-  if (static_cast<uint64_t>(size) > kMaxNpyBytes + kMaxHeaderLen + 16) {
-    return NpyError(path, absl::StrCat("file of ", size, " bytes exceeds the size limit"));
-  }
-  in.seekg(0);
-  std::string bytes(static_cast<size_t>(size), '\0');
-  if (!in.read(bytes.data(), size)) {
-    return absl::InvalidArgumentError(absl::StrCat("cannot read '", path, "'"));
-  }
+  YP_ASSIGN_OR_RETURN(std::string bytes,
+                      ReadFileToString(path, kMaxNpyBytes + kMaxHeaderLen + 16));
   return ParseNpy(bytes, path);
 }
 

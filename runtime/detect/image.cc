@@ -1,15 +1,8 @@
 #include "runtime/detect/image.h"
 
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
-#include <cstdio>
 #include <cstring>
-#include <fstream>
-#include <iterator>
 #include <limits>
-#include <sys/stat.h>
 
 #include "absl/strings/str_cat.h"
 #include "base/file_io.h"
@@ -291,23 +284,10 @@ absl::StatusOr<Image> DecodeImage(const std::string& file_bytes, const std::stri
 }
 
 absl::StatusOr<Image> DecodeImageFile(const std::string& path) {
-  struct stat st;
-  if (stat(path.c_str(), &st) != 0) {
-    const int err = errno;
-    if (err == ENOENT) return absl::NotFoundError(absl::StrCat(path, ": no such file"));
-    return absl::InvalidArgumentError(absl::StrCat(path, ": cannot read: ", std::strerror(err)));
-  }
-  if (!S_ISREG(st.st_mode)) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": not a regular file"));
-  }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ": cannot open: ", std::strerror(errno)));
-  }
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) return absl::InvalidArgumentError(absl::StrCat(path, ": read error"));
-  return DecodeImage(bytes, path);
+  // No JPEG, PNG or BMP of an accepted size needs more bytes than its raw pixels plus headers.
+  absl::StatusOr<std::string> bytes = ReadFileToString(path, kMaxImagePixels * 4 + (1 << 20));
+  if (!bytes.ok()) return bytes.status();
+  return DecodeImage(*bytes, path);
 }
 
 absl::Status WritePng(const std::string& path, const Image& image) {
