@@ -92,7 +92,7 @@ if timeout 120 mpirun "${mpirun_args[@]}" -np 2 "$yolopipe" profile-link --sizes
     -o "$tmp/plan.json" > "$tmp/plan.log" 2>&1 || fail "plan --link: $(tail -3 "$tmp/plan.log")"
   grep -q "measured (mpi)" "$tmp/plan.log" || fail "the plan did not use the measured link"
 else
-  fail "profile-link under mpirun: $(tail -5 "$tmp/link.log")"
+  fail "profile-link under mpirun: $(tail -15 "$tmp/link.log")"
 fi
 
 if [ "$failures" -ne 0 ]; then

@@ -176,6 +176,9 @@ int PlanCommand(const std::vector<std::string>& args) {
           absl::StrCat(link_spec, ": ", link.status().message())));
     }
     options.link = *link;
+    if (!measured.fit().empty()) {
+      std::cerr << "warning: " << link_spec << ": " << measured.fit() << "\n";
+    }
   } else {
     auto link = ParseLink(link_spec);
     if (!link.ok()) return UsageError(std::string(link.status().message()), flags);

@@ -48,8 +48,9 @@ void PrintProfile(const proto::LinkProfile& p) {
     std::cout << absl::StrFormat("%12d %12.1f %12.1f %10.2f\n", pt.bytes(), pt.min_us(),
                                  pt.median_us(), pt.gbps());
   }
-  std::cout << absl::StrFormat("fit: latency %.1f us, bandwidth %.2f GB/s\n", p.latency_us(),
-                               p.bandwidth_gbps());
+  std::cout << absl::StrFormat("fit: latency %.1f us, bandwidth %.2f GB/s%s\n", p.latency_us(),
+                               p.bandwidth_gbps(), p.fit().empty() ? "" : " (fallback)");
+  if (!p.fit().empty()) std::cerr << "warning: " << p.fit() << "\n";
 }
 
 }  // namespace

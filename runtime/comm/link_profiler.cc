@@ -119,12 +119,34 @@ absl::Status FitLink(proto::LinkProfile& profile) {
     a = 0;
     b = sxy / sxx;
   }
-  if (!(b > 0)) {
-    return absl::InvalidArgumentError(
-        "the measured times do not grow with the message size; no bandwidth can be fitted");
+  if (b > 0) {
+    profile.set_latency_us(a);
+    profile.set_bandwidth_gbps(1.0 / (b * 1e3));
+    profile.clear_fit();
+    return absl::OkStatus();
   }
-  profile.set_latency_us(a);
-  profile.set_bandwidth_gbps(1.0 / (b * 1e3));
+  // No positive slope. Price transfers no cheaper than the ends of the measurement: the smallest
+  // message's median time as latency, and the largest message's throughput as bandwidth (its time
+  // includes latency, so this is a lower bound on the bandwidth).
+  const proto::LinkPoint* smallest = &profile.points(0);
+  const proto::LinkPoint* largest = &profile.points(0);
+  for (const proto::LinkPoint& p : profile.points()) {
+    if (p.bytes() < smallest->bytes()) smallest = &p;
+    if (p.bytes() > largest->bytes()) largest = &p;
+  }
+  if (!(largest->median_us() > 0)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the ", largest->bytes(), "-byte message was measured at no time; no bandwidth can be "
+        "fitted"));
+  }
+  profile.set_latency_us(std::max(0.0, smallest->median_us()));
+  profile.set_bandwidth_gbps(static_cast<double>(largest->bytes()) / (largest->median_us() * 1e3));
+  profile.set_fit(absl::StrCat(
+      "fallback: the measured times do not grow with the message size (a busy machine, or sizes "
+      "too small for the bandwidth to show), so latency is the ", smallest->bytes(),
+      "-byte message's median time and bandwidth the ", largest->bytes(),
+      "-byte message's throughput; measure again with more --repeats, larger --sizes or an idle "
+      "machine for a fitted line"));
   return absl::OkStatus();
 }
 

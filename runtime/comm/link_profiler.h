@@ -40,7 +40,12 @@ absl::StatusOr<proto::LinkProfile> ProfileLink(Communicator& comm, int peer, boo
 
 // Least-squares fit of time_us = latency_us + bytes / (bandwidth_gbps * 1e3) over the points'
 // median times. The latency is clamped at >= 0 (refitting the bandwidth through the origin then).
-// InvalidArgument for fewer than 2 distinct sizes or a non-increasing fit.
+// When the times do not grow with the message size (a busy machine: a scheduler tick can cost a
+// small message more than a large one's transfer), the line has no positive slope; the fit then
+// falls back to a conservative bound, says so in `fit`, and still succeeds: latency = the smallest
+// message's median time, bandwidth = the largest message's bytes over its median time (so neither
+// end of the measurement is priced cheaper than it was measured). InvalidArgument for
+// fewer than 2 distinct sizes or a largest message measured at no time.
 absl::Status FitLink(proto::LinkProfile& profile);
 
 }  // namespace yolopipe
