@@ -5,7 +5,11 @@
 #   3. a rank killed with SIGKILL mid-stream: the job ends within 60 s, non-zero, the
 #      launcher's message names the dead rank, and the survivors say which rank and stage they were;
 #   4. a bad plan: every rank stops with an "error: rank N: ..." message and a non-zero exit;
-#   5. profile-link over MPI between ranks 0 and 1, and a plan priced with it.
+#   5. profile-link over MPI between ranks 0 and 1, and a plan priced with it;
+#   6. detect over 3 ranks (pipeline) and stream over 4 ranks (hybrid 2x2): the same detections as
+#      one process, a corrupt image skipped by name;
+#   7. rank 0 failing before the pipeline exists (an --out it cannot create): the job ends at once
+#      with rank 0's error instead of leaving the other ranks waiting.
 set -uo pipefail
 yolopipe="$1"
 tmp="${TEST_TMPDIR:-$(mktemp -d)}"
@@ -93,6 +97,75 @@ if timeout 120 mpirun "${mpirun_args[@]}" -np 2 "$yolopipe" profile-link --sizes
   grep -q "measured (mpi)" "$tmp/plan.log" || fail "the plan did not use the measured link"
 else
   fail "profile-link under mpirun: $(tail -15 "$tmp/link.log")"
+fi
+
+# 6. detect and stream under mpirun give one process's detections.
+mkdir -p "$tmp/images" "$tmp/frames_a" "$tmp/frames_b"
+python3 - "$tmp" <<'PY'
+import random, struct, sys
+tmp = sys.argv[1]
+random.seed(7)
+def bmp(path, w, h):  # 24-bit BMP, bottom-up rows padded to 4 bytes
+    row = (w * 3 + 3) & ~3
+    data = bytearray()
+    for y in range(h):
+        line = bytearray()
+        for x in range(w):
+            line += bytes(((x * 7 + y * 3) % 256, (x * y) % 256, random.randrange(256)))
+        data += line + b"\0" * (row - w * 3)
+    header = b"BM" + struct.pack("<IHHI", 54 + len(data), 0, 0, 54)
+    info = struct.pack("<IiiHHIIiiII", 40, w, h, 1, 24, 0, len(data), 2835, 2835, 0, 0)
+    with open(path, "wb") as f:
+        f.write(header + info + data)
+for i, (w, h) in enumerate([(80, 60), (64, 64), (33, 71), (120, 45), (50, 50)]):
+    bmp(f"{tmp}/images/im{i}.bmp", w, h)
+for i in range(5):
+    bmp(f"{tmp}/frames_a/a{i}.bmp", 72, 40)
+for i in range(3):
+    bmp(f"{tmp}/frames_b/b{i}.bmp", 40, 56)
+PY
+printf 'not an image' > "$tmp/images/broken.png"
+det_args=(detect --imgsz 64 --conf 0.001 --batch 2 --image "$tmp/images")
+"$yolopipe" "${det_args[@]}" --json "$tmp/det_single.json" > "$tmp/det_single.log" 2>&1 \
+  || fail "detect, one process: $(tail -3 "$tmp/det_single.log")"
+if timeout 120 mpirun "${mpirun_args[@]}" -np 3 "$yolopipe" "${det_args[@]}" --mode pipeline \
+    --devices cpu:3 --json "$tmp/det_mpi.json" --out "$tmp/det_png" > "$tmp/det_mpi.log" 2>&1; then
+  cmp -s "$tmp/det_single.json" "$tmp/det_mpi.json" || fail "detect over 3 ranks differs from one process"
+  grep -q "skipping $tmp/images/broken.png" "$tmp/det_mpi.log" || fail "the corrupt image was not named"
+  [ "$(ls "$tmp/det_png" | wc -l)" -eq 5 ] || fail "detect over 3 ranks did not write 5 PNGs"
+  grep -q '"class_id"' "$tmp/det_mpi.json" || fail "no detections to compare; lower --conf"
+else
+  fail "detect over 3 ranks: $(tail -5 "$tmp/det_mpi.log")"
+fi
+stream_args=(stream --imgsz 64 --conf 0.001 --source "$tmp/frames_a" --source "$tmp/frames_b")
+"$yolopipe" "${stream_args[@]}" --json-dir "$tmp/st_single" > "$tmp/st_single.log" 2>&1 \
+  || fail "stream, one process: $(tail -3 "$tmp/st_single.log")"
+if timeout 120 mpirun "${mpirun_args[@]}" -np 4 "$yolopipe" "${stream_args[@]}" --mode hybrid \
+    --replicas 2 --devices cpu:4 --json-dir "$tmp/st_mpi" > "$tmp/st_mpi.log" 2>&1; then
+  python3 - "$tmp" <<'PY' || fail "stream over 4 ranks differs from one process"
+import json, sys
+tmp = sys.argv[1]
+for name, frames in (("frames_a", 5), ("frames_b", 3)):
+    one = json.load(open(f"{tmp}/st_single/{name}.json"))
+    mpi = json.load(open(f"{tmp}/st_mpi/{name}.json"))
+    assert len(one["frames"]) == frames and mpi["complete"], name
+    assert one["frames"] == mpi["frames"], name
+PY
+else
+  fail "stream over 4 ranks: $(tail -5 "$tmp/st_mpi.log")"
+fi
+
+# 7. Rank 0 fails before the pipeline is made: no rank is left waiting for it.
+start=$(date +%s)
+if timeout 60 mpirun "${mpirun_args[@]}" -np 3 "$yolopipe" "${det_args[@]}" --mode pipeline \
+    --devices cpu:3 --out /proc/no_such_dir > "$tmp/det_fail.log" 2>&1; then
+  fail "detect with an --out it cannot create exited 0"
+else
+  code=$?
+  [ "$code" -ne 124 ] || fail "the job hung after rank 0 failed (timeout)"
+  grep -q "error: rank 0: /proc/no_such_dir: cannot create output directory" "$tmp/det_fail.log" ||
+    fail "rank 0's error was not printed: $(tail -5 "$tmp/det_fail.log")"
+  echo "rank 0 failing early: the job ended in $(( $(date +%s) - start )) s with exit code $code"
 fi
 
 if [ "$failures" -ne 0 ]; then

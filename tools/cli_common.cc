@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "runtime/artifact_io.h"
+#include "tools/interrupt.h"
 
 namespace yolopipe::cli {
 
@@ -49,6 +50,33 @@ int ParseOrExit(FlagSet& flags, const std::vector<std::string>& args) {
 int ReportError(const absl::Status& status) {
   std::cerr << "error: " << status.message() << "\n";
   return kExitError;
+}
+
+absl::Status InitMpiIfLaunched(std::unique_ptr<MpiRuntime>* mpi) {
+  if (!MpiRuntime::LaunchedByMpi()) return absl::OkStatus();
+  auto runtime = MpiRuntime::Init(nullptr, nullptr);
+  if (!runtime.ok()) return runtime.status();
+  *mpi = std::move(*runtime);
+  return absl::OkStatus();
+}
+
+void ExplainTermination(const MpiRuntime& mpi, const Pipeline& p) {
+  const PipelineTopology& t = p.topology();
+  SetTerminationMessage(absl::StrCat(
+      "error: rank ", mpi.rank(), " (", t.Name(t.ReplicaOfDevice(mpi.rank()),
+                                              t.StageOfDevice(mpi.rank())),
+      "): terminated by the MPI launcher: another rank of the job failed or died\n"));
+}
+
+int FailRank(const MpiRuntime* mpi, const absl::Status& status) {
+  if (mpi == nullptr) return ReportError(status);
+  MpiRuntime::AbortJob(absl::StrCat("error: rank ", mpi->rank(), ": ", status.message()),
+                       kExitError);
+}
+
+int ServeOneStream(const MpiRuntime& mpi, Pipeline& p) {
+  if (absl::Status s = p.Serve(); !s.ok()) return FailRank(&mpi, s);
+  return kExitOk;
 }
 
 std::string FormatBytes(double bytes) {

@@ -3,12 +3,14 @@
 #define YOLOPIPE_TOOLS_CLI_COMMON_H_
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "base/file_io.h"  // WriteFileAtomically for every command
+#include "runtime/comm/mpi_communicator.h"
 #include "runtime/detect/nms.h"
 #include "runtime/device.h"
 #include "runtime/model.h"
@@ -56,6 +58,21 @@ absl::StatusOr<PipelineOptions> PipelineOptionsFromFlags(const FlagSet& flags,
                                                          const PipelineFlags& parsed,
                                                          int default_microbatch,
                                                          proto::Plan* plan);
+
+// --- Several processes (run, detect, stream under mpirun/srun) ---------------------------------
+// Started by mpirun/srun: initialises MPI into *mpi; otherwise leaves it null. One rank per stage
+// (PipelineOptions::mpi); rank 0 reads the inputs, drives the stream and writes every output, the
+// other ranks only serve their stages.
+absl::Status InitMpiIfLaunched(std::unique_ptr<MpiRuntime>* mpi);
+// When the launcher ends the job because another rank failed or died it sends this rank SIGTERM:
+// from now on that prints which rank and stage is stopping, so the log names every rank's part.
+void ExplainTermination(const MpiRuntime& mpi, const Pipeline& p);
+// Under MPI a failure on any rank ends the whole job (MPI_Abort, never returns) after printing
+// "error: rank N: reason"; without MPI the usual ReportError.
+int FailRank(const MpiRuntime* mpi, const absl::Status& status);
+// Ranks other than 0 (detect, stream: one stream): creates nothing, serves this rank's stages of
+// the stream rank 0 opens, and returns the exit status (a failure ends the job, as FailRank).
+int ServeOneStream(const MpiRuntime& mpi, Pipeline& p);
 
 // --- Detection output (detect, stream) -----------------------------------------------------
 // --conf, --iou, --max_det and --max_candidates; `per` names the unit in the help ("image").

@@ -1,16 +1,20 @@
 // yolopipe detect: images in, boxes out (annotated PNGs and JSON), through any parallel mode.
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
+#include <deque>
 #include <filesystem>
 #include <fstream>
-#include <future>
 #include <iostream>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <system_error>
+#include <thread>
 #include <unistd.h>
 
 #include "absl/strings/str_cat.h"
@@ -177,120 +181,179 @@ int DetectCommand(const std::vector<std::string>& args) {
     return kExitUsage;
   }
 
-  auto files = ExpandInputs(inputs);
-  if (!files.ok()) return ReportError(files.status());
-  if (files->empty()) {
-    return ReportError(absl::InvalidArgumentError("no images found (directories are searched "
-                                                  "for .jpg .jpeg .png .bmp files)"));
-  }
+  // Under mpirun/srun every rank runs one stage; rank 0 reads the images and writes every
+  // output. Once MPI is up, a failure on rank 0 must end the job (FailRank), or the other ranks
+  // would wait for it.
+  std::unique_ptr<MpiRuntime> mpi;
+  if (absl::Status s = InitMpiIfLaunched(&mpi); !s.ok()) return ReportError(s);
+  const bool serving = mpi != nullptr && mpi->rank() != 0;
+  std::vector<std::string> files;
   const std::string out_dir = flags.GetString("out");
-  if (!out_dir.empty()) {
-    std::error_code ec;
-    fs::create_directories(out_dir, ec);
-    if (ec || !fs::is_directory(out_dir)) {
-      return ReportError(absl::InvalidArgumentError(
-          absl::StrCat(out_dir, ": cannot create output directory: ", ec.message())));
+  if (!serving) {
+    auto expanded = ExpandInputs(inputs);
+    if (!expanded.ok()) return FailRank(mpi.get(), expanded.status());
+    files = std::move(*expanded);
+    if (files.empty()) {
+      return FailRank(mpi.get(), absl::InvalidArgumentError(
+                                     "no images found (directories are searched for .jpg .jpeg "
+                                     ".png .bmp files)"));
+    }
+    if (!out_dir.empty()) {
+      std::error_code ec;
+      fs::create_directories(out_dir, ec);
+      if (ec || !fs::is_directory(out_dir)) {
+        return FailRank(mpi.get(), absl::InvalidArgumentError(absl::StrCat(
+                                       out_dir, ": cannot create output directory: ", ec.message())));
+      }
     }
   }
 
   auto model = LoadModelFromFlags(flags);
-  if (!model.ok()) return ReportError(model.status());
+  if (!model.ok()) return FailRank(mpi.get(), model.status());
   auto shape = InputShapeFor(*model, 1, flags.GetInt("imgsz"));
-  if (!shape.ok()) return ReportError(shape.status());
+  if (!shape.ok()) return FailRank(mpi.get(), shape.status());
   if ((*shape)[2] != (*shape)[3]) {
-    return ReportError(absl::InvalidArgumentError(absl::StrCat(
-        "detect needs a square model input, got ", ShapeToString(*shape))));
+    return FailRank(mpi.get(), absl::InvalidArgumentError(absl::StrCat(
+                                   "detect needs a square model input, got ", ShapeToString(*shape))));
   }
   const int64_t size = (*shape)[2];
 
   proto::Plan plan;
   absl::StatusOr<PipelineOptions> options =
       PipelineOptionsFromFlags(flags, *run_flags, /*default_microbatch=*/1, &plan);
-  if (!options.ok()) return ReportError(options.status());
+  if (!options.ok()) return FailRank(mpi.get(), options.status());
+  options->mpi = mpi.get();
   auto pipeline = Pipeline::Create(*model, size, *options);
-  if (!pipeline.ok()) return ReportError(pipeline.status());
+  if (!pipeline.ok()) return FailRank(mpi.get(), pipeline.status());
   Pipeline& p = **pipeline;
+  if (mpi != nullptr) ExplainTermination(*mpi, p);
+  if (serving) return ServeOneStream(*mpi, p);
+  if (mpi != nullptr) {
+    std::cout << "MPI: " << mpi->size() << " ranks, one stage each; rank 0 reads the images and "
+              << "writes the outputs\n";
+  }
+  // One stream for the whole run: the pipeline never drains between --batch chunks.
+  auto opened = p.OpenStream();
+  if (!opened.ok()) return FailRank(mpi.get(), opened.status());
+  PipelineStream& stream = **opened;
+  const size_t mb = static_cast<size_t>(stream.microbatch());
   std::cout << "yolopipe detect: " << model->source << ", mode " << ModeName(run_flags->mode)
             << ", " << p.num_replicas() << " replica(s) x " << p.num_stages() << " stage(s), micro-batch "
-            << p.microbatch() << ", " << files->size() << " image(s) at " << size << "x" << size
-            << "\n";
+            << mb << ", " << files.size() << " image(s) at " << size << "x" << size << "\n";
 
   const std::vector<std::string>& class_names = model->metadata.class_names;
   const bool annotate = !out_dir.empty();
+  const size_t n = files.size();
+  const size_t chunk = static_cast<size_t>(batch_size);
+  // Pushed micro-batches in push order: their images (and input, which the stage reads in place).
+  struct InFlight {
+    Tensor input;
+    std::vector<PreparedImage> images;
+  };
+  std::mutex flight_mu;
+  std::deque<InFlight> in_flight;  // guarded by flight_mu
+  std::atomic<int64_t> skipped{0};
+  std::atomic<size_t> attempted{0};  // images taken from the input (processed or skipped)
+  // SIGINT/SIGTERM: no more images are taken; those in flight are finished and kept (below).
+  GracefulInterruptScope graceful;
+  const auto start = std::chrono::steady_clock::now();
+  // Decoding and letterboxing run on their own thread, --batch images at a time, ahead of the
+  // pipeline as far as the stream's capacity lets them.
+  std::thread producer([&] {
+    for (size_t begin = 0; begin < n && !InterruptRequested(); begin += chunk) {
+      const size_t end = std::min(n, begin + chunk);
+      PreparedBatch batch = Prepare(files, begin, end, size, annotate);
+      for (const std::string& w : batch.warnings) std::cerr << "warning: " << w << "\n";
+      skipped += static_cast<int64_t>(batch.warnings.size());
+      const size_t count = batch.images.size();
+      for (size_t off = 0; off < count; off += mb) {
+        InFlight f;
+        const size_t m = std::min(mb, count - off);
+        if (off == 0 && m == count) {
+          f.input = batch.input;
+        } else {
+          const size_t image_elems = static_cast<size_t>(3 * size * size);
+          f.input = Tensor(DType::kFloat32, {static_cast<int64_t>(m), 3, size, size});
+          std::memcpy(f.input.data<float>(), batch.input.data<float>() + off * image_elems,
+                      m * image_elems * sizeof(float));
+        }
+        for (size_t i = off; i < off + m; ++i) f.images.push_back(std::move(batch.images[i]));
+        const Tensor input = f.input;  // shares the buffer in_flight keeps alive until popped
+        {
+          std::lock_guard<std::mutex> lock(flight_mu);
+          in_flight.push_back(std::move(f));
+        }
+        if (!stream.Push(input, /*share=*/true).ok()) {
+          stream.CloseInput();  // the stream failed or was cancelled: Pop says why
+          return;
+        }
+      }
+      attempted = end;
+    }
+    stream.CloseInput();
+  });
+
   std::vector<ImageResult> results;
   std::set<std::string> used_names;
-  int64_t skipped = 0, detections = 0;
-  ProgressLine progress("detect", static_cast<int64_t>(files->size()));
-  const auto start = std::chrono::steady_clock::now();
-  const size_t n = files->size();
-  const auto prepare = [&](size_t begin) {
-    return Prepare(*files, begin, std::min(n, begin + static_cast<size_t>(batch_size)), size,
-                   annotate);
-  };
-  // Double buffering: batch k+1 is decoded and letterboxed on a second thread while batch k runs.
-  std::future<PreparedBatch> next = std::async(std::launch::async, prepare, size_t{0});
-  // SIGINT/SIGTERM: stop after the batch in flight; what was detected so far is kept (below).
-  GracefulInterruptScope graceful;
-  size_t attempted = 0;
-  for (size_t begin = 0; begin < n && !InterruptRequested();
-       begin += static_cast<size_t>(batch_size)) {
-    PreparedBatch batch = next.get();
-    const size_t following = begin + static_cast<size_t>(batch_size);
-    if (following < n) next = std::async(std::launch::async, prepare, following);
-    for (const std::string& w : batch.warnings) std::cerr << "warning: " << w << "\n";
-    skipped += static_cast<int64_t>(batch.warnings.size());
-    if (!batch.images.empty()) {
-      auto output = p.Run(batch.input);
-      if (!output.ok()) {
-        progress.Done();
-        if (next.valid()) next.wait();
-        return ReportError(output.status());
-      }
-      const int64_t rows = output->dim(1), anchors = output->dim(2);
-      for (size_t i = 0; i < batch.images.size(); ++i) {
-        PreparedImage& im = batch.images[i];
-        auto dets = Postprocess(output->data<float>() + i * rows * anchors, rows, anchors, *post);
-        if (!dets.ok()) {
-          progress.Done();
-          if (next.valid()) next.wait();
-          return ReportError(dets.status());
-        }
-        for (Detection& d : *dets) MapBoxToOriginal(im.transform, &d.x1, &d.y1, &d.x2, &d.y2);
-        detections += static_cast<int64_t>(dets->size());
-        if (annotate) {
-          for (const Detection& d : *dets) {
-            const std::string name = d.class_id < static_cast<int>(class_names.size())
-                                         ? class_names[d.class_id]
-                                         : std::to_string(d.class_id);
-            DrawDetection(im.image, d, name);
-          }
-          // <out>/<stem>.png; a name already used (two inputs with one stem) gets _2, _3, ...
-          const std::string stem = fs::path(im.file).stem().string();
-          std::string name = stem + ".png";
-          for (int k = 2; used_names.count(name) > 0; ++k) name = absl::StrCat(stem, "_", k, ".png");
-          used_names.insert(name);
-          const std::string path = (fs::path(out_dir) / name).string();
-          std::error_code ec;
-          if (fs::equivalent(path, im.file, ec)) {
-            progress.Done();
-            if (next.valid()) next.wait();
-            return ReportError(absl::InvalidArgumentError(
-                absl::StrCat(path, ": refusing to overwrite an input image; choose another --out")));
-          }
-          if (absl::Status s = WritePng(path, im.image); !s.ok()) {
-            progress.Done();
-            if (next.valid()) next.wait();
-            return ReportError(s);
-          }
-        }
-        results.push_back({im.file, im.width, im.height, std::move(*dets)});
-      }
+  int64_t detections = 0;
+  ProgressLine progress("detect", static_cast<int64_t>(n));
+  absl::Status failure;
+  while (failure.ok()) {
+    auto output = stream.Pop();
+    if (!output.ok()) {
+      if (output.status().code() != absl::StatusCode::kOutOfRange) failure = output.status();
+      break;
     }
-    attempted = std::min(n, following);
-    progress.Update(static_cast<int64_t>(attempted));
+    InFlight f;
+    {
+      std::lock_guard<std::mutex> lock(flight_mu);
+      f = std::move(in_flight.front());
+      in_flight.pop_front();
+    }
+    const int64_t rows = output->dim(1), anchors = output->dim(2);
+    for (size_t i = 0; i < f.images.size() && failure.ok(); ++i) {
+      PreparedImage& im = f.images[i];
+      auto dets = Postprocess(output->data<float>() + i * rows * anchors, rows, anchors, *post);
+      if (!dets.ok()) {
+        failure = dets.status();
+        break;
+      }
+      for (Detection& d : *dets) MapBoxToOriginal(im.transform, &d.x1, &d.y1, &d.x2, &d.y2);
+      detections += static_cast<int64_t>(dets->size());
+      if (annotate) {
+        for (const Detection& d : *dets) {
+          const std::string name = d.class_id < static_cast<int>(class_names.size())
+                                       ? class_names[d.class_id]
+                                       : std::to_string(d.class_id);
+          DrawDetection(im.image, d, name);
+        }
+        // <out>/<stem>.png; a name already used (two inputs with one stem) gets _2, _3, ...
+        const std::string stem = fs::path(im.file).stem().string();
+        std::string name = stem + ".png";
+        for (int k = 2; used_names.count(name) > 0; ++k) name = absl::StrCat(stem, "_", k, ".png");
+        used_names.insert(name);
+        const std::string path = (fs::path(out_dir) / name).string();
+        std::error_code ec;
+        if (fs::equivalent(path, im.file, ec)) {
+          failure = absl::InvalidArgumentError(
+              absl::StrCat(path, ": refusing to overwrite an input image; choose another --out"));
+          break;
+        }
+        if (absl::Status s = WritePng(path, im.image); !s.ok()) {
+          failure = s;
+          break;
+        }
+      }
+      results.push_back({im.file, im.width, im.height, std::move(*dets)});
+    }
+    progress.Update(static_cast<int64_t>(results.size()) + skipped.load());
   }
+  if (!failure.ok()) stream.Cancel(failure);
+  producer.join();
+  absl::Status finished = stream.Finish();
   progress.Done();
-  if (next.valid()) next.wait();
+  if (!failure.ok()) return FailRank(mpi.get(), failure);
+  if (!finished.ok()) return FailRank(mpi.get(), finished);
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
@@ -305,11 +368,11 @@ int DetectCommand(const std::vector<std::string>& args) {
   }
   if (annotate) std::cout << "wrote " << results.size() << " annotated PNG(s) to " << out_dir << "\n";
   std::cout << absl::StrFormat("%d image(s) processed, %d skipped, %d detection(s), %.2f img/s\n",
-                               results.size(), skipped, detections,
+                               results.size(), skipped.load(), detections,
                                seconds > 0 ? results.size() / seconds : 0.0);
   if (InterruptRequested()) {
     std::cerr << absl::StrFormat("interrupted by %s after %d of %d image(s)%s\n",
-                                 InterruptSignalName(), attempted, n,
+                                 InterruptSignalName(), attempted.load(), n,
                                  flags.GetString("json").empty()
                                      ? ""
                                      : "; their detections are in the .partial JSON, the JSON "
@@ -318,7 +381,7 @@ int DetectCommand(const std::vector<std::string>& args) {
   }
   if (results.empty()) {
     return ReportError(absl::InvalidArgumentError(
-        absl::StrCat("no image could be processed (", skipped, " skipped)")));
+        absl::StrCat("no image could be processed (", skipped.load(), " skipped)")));
   }
   return kExitOk;
 }

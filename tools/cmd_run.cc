@@ -80,24 +80,6 @@ absl::StatusOr<Tensor> StreamRun(Pipeline& p, const Tensor& input, int64_t count
   return last;
 }
 
-// Under MPI, when the launcher ends the job because another rank failed or died, it sends this
-// rank SIGTERM: say which rank and stage is stopping, so the log names every rank's part.
-void ExplainTermination(const MpiRuntime& mpi, const Pipeline& p) {
-  const PipelineTopology& t = p.topology();
-  SetTerminationMessage(absl::StrCat(
-      "error: rank ", mpi.rank(), " (", t.Name(t.ReplicaOfDevice(mpi.rank()),
-                                              t.StageOfDevice(mpi.rank())),
-      "): terminated by the MPI launcher: another rank of the job failed or died\n"));
-}
-
-// Under MPI a failure on any rank ends the whole job (MPI_Abort) after printing which rank failed
-// and why; otherwise the usual error exit.
-int Fail(const MpiRuntime* mpi, const absl::Status& status) {
-  if (mpi == nullptr) return ReportError(status);
-  MpiRuntime::AbortJob(absl::StrCat("error: rank ", mpi->rank(), ": ", status.message()),
-                       kExitError);
-}
-
 // Every mode through runtime/pipeline: micro-batches, stats and an optional trace. With `mpi`
 // (launched by mpirun/srun) each rank runs one stage; rank 0 drives and reports.
 int RunPipelined(const FlagSet& flags, const PipelineFlags& run_flags, const Model& model,
@@ -110,7 +92,7 @@ int RunPipelined(const FlagSet& flags, const PipelineFlags& run_flags, const Mod
   if (!options.ok()) return ReportError(options.status());
   options->mpi = mpi;
   auto pipeline = Pipeline::Create(model, input.dim(2), *options);
-  if (!pipeline.ok()) return Fail(mpi, pipeline.status());
+  if (!pipeline.ok()) return FailRank(mpi, pipeline.status());
   Pipeline& p = **pipeline;
   if (mpi != nullptr) ExplainTermination(*mpi, p);
   if (serving) {
@@ -119,7 +101,7 @@ int RunPipelined(const FlagSet& flags, const PipelineFlags& run_flags, const Mod
                                 ? 1
                                 : flags.GetInt("warmup") + flags.GetInt("repeats");
     for (int64_t i = 0; i < streams; ++i) {
-      if (absl::Status s = p.Serve(); !s.ok()) return Fail(mpi, s);
+      if (absl::Status s = p.Serve(); !s.ok()) return FailRank(mpi, s);
     }
     return kExitOk;
   }
@@ -143,7 +125,7 @@ int RunPipelined(const FlagSet& flags, const PipelineFlags& run_flags, const Mod
   }
   const int64_t repeats = flags.GetInt("repeats"), warmup = flags.GetInt("warmup");
   for (int64_t i = 0; i < warmup; ++i) {
-    if (auto r = p.Run(input); !r.ok()) return Fail(mpi, r.status());
+    if (auto r = p.Run(input); !r.ok()) return FailRank(mpi, r.status());
   }
   std::unique_ptr<TraceWriter> trace;
   absl::StatusOr<Tensor> output;
@@ -153,13 +135,13 @@ int RunPipelined(const FlagSet& flags, const PipelineFlags& run_flags, const Mod
     // Open-stream mode: micro-batches cut from the input, cycled, pushed continuously.
     if (!flags.GetString("trace").empty()) trace = std::make_unique<TraceWriter>();
     output = StreamRun(p, input, stream_mbs, &stats, trace.get());
-    if (!output.ok()) return Fail(mpi, output.status());
+    if (!output.ok()) return FailRank(mpi, output.status());
   }
   for (int64_t i = 0; stream_mbs == 0 && i < repeats; ++i) {
     // The trace records the last timed run only.
     if (i == repeats - 1 && !flags.GetString("trace").empty()) trace = std::make_unique<TraceWriter>();
     output = p.Run(input, &stats, trace.get());
-    if (!output.ok()) return Fail(mpi, output.status());
+    if (!output.ok()) return FailRank(mpi, output.status());
   }
   std::cout << absl::StrFormat(
       "%d images in %.1f ms (%d micro-batches%s): %.2f img/s\n", stats.images,
@@ -279,11 +261,7 @@ int RunCommand(const std::vector<std::string>& args) {
   if (pipelined) {
     // Started by mpirun/srun: one rank per stage (see PipelineOptions::mpi).
     std::unique_ptr<MpiRuntime> mpi;
-    if (MpiRuntime::LaunchedByMpi()) {
-      auto runtime = MpiRuntime::Init(nullptr, nullptr);
-      if (!runtime.ok()) return ReportError(runtime.status());
-      mpi = std::move(*runtime);
-    }
+    if (absl::Status s = InitMpiIfLaunched(&mpi); !s.ok()) return ReportError(s);
     return RunPipelined(flags, *run_flags, *model, input, mpi.get());
   }
 

@@ -201,20 +201,26 @@ int StreamCommand(const std::vector<std::string>& args) {
   }
   const std::string json_dir = flags.GetString("json-dir");
   const std::string out_dir = flags.GetString("out-dir");
+  // Under mpirun/srun every rank runs one stage; rank 0 reads the sources and writes every
+  // output. Once MPI is up, a failure on rank 0 must end the job (FailRank), or the other ranks
+  // would wait for it.
+  std::unique_ptr<MpiRuntime> mpi;
+  if (absl::Status s = InitMpiIfLaunched(&mpi); !s.ok()) return ReportError(s);
+  const bool serving = mpi != nullptr && mpi->rank() != 0;
   for (const std::string& dir : {json_dir, out_dir}) {
-    if (dir.empty()) continue;
-    if (absl::Status s = EnsureDirectory(dir); !s.ok()) return ReportError(s);
+    if (dir.empty() || serving) continue;
+    if (absl::Status s = EnsureDirectory(dir); !s.ok()) return FailRank(mpi.get(), s);
   }
 
   // Open every source first: a missing or unreadable one stops before any work.
   const int num_sources = static_cast<int>(inputs.size());
   std::vector<SourceState> sources(num_sources);
   std::set<std::string> used_names;
-  for (int i = 0; i < num_sources; ++i) {
+  for (int i = 0; i < num_sources && !serving; ++i) {
     SourceState& s = sources[i];
     s.path = inputs[i];
     auto reader = OpenFrameSource(s.path);
-    if (!reader.ok()) return ReportError(reader.status());
+    if (!reader.ok()) return FailRank(mpi.get(), reader.status());
     s.reader = std::move(*reader);
     std::string stem = fs::path(s.path).filename().string();
     if (stem.empty()) stem = fs::path(s.path).parent_path().filename().string();
@@ -226,24 +232,31 @@ int StreamCommand(const std::vector<std::string>& args) {
   }
 
   auto model = LoadModelFromFlags(flags);
-  if (!model.ok()) return ReportError(model.status());
+  if (!model.ok()) return FailRank(mpi.get(), model.status());
   auto shape = InputShapeFor(*model, 1, flags.GetInt("imgsz"));
-  if (!shape.ok()) return ReportError(shape.status());
+  if (!shape.ok()) return FailRank(mpi.get(), shape.status());
   if ((*shape)[2] != (*shape)[3]) {
-    return ReportError(absl::InvalidArgumentError(
-        absl::StrCat("stream needs a square model input, got ", ShapeToString(*shape))));
+    return FailRank(mpi.get(), absl::InvalidArgumentError(absl::StrCat(
+                                   "stream needs a square model input, got ", ShapeToString(*shape))));
   }
   const int64_t size = (*shape)[2];
 
   proto::Plan plan;
   absl::StatusOr<PipelineOptions> options =
       PipelineOptionsFromFlags(flags, *run_flags, /*default_microbatch=*/num_sources, &plan);
-  if (!options.ok()) return ReportError(options.status());
+  if (!options.ok()) return FailRank(mpi.get(), options.status());
+  options->mpi = mpi.get();
   auto pipeline = Pipeline::Create(*model, size, *options);
-  if (!pipeline.ok()) return ReportError(pipeline.status());
+  if (!pipeline.ok()) return FailRank(mpi.get(), pipeline.status());
   Pipeline& p = **pipeline;
+  if (mpi != nullptr) ExplainTermination(*mpi, p);
+  if (serving) return ServeOneStream(*mpi, p);
+  if (mpi != nullptr) {
+    std::cout << "MPI: " << mpi->size() << " ranks, one stage each; rank 0 reads the sources and "
+              << "writes the outputs\n";
+  }
   auto opened = p.OpenStream();
-  if (!opened.ok()) return ReportError(opened.status());
+  if (!opened.ok()) return FailRank(mpi.get(), opened.status());
   PipelineStream& stream = **opened;
   const int mb = stream.microbatch();
   std::cout << "yolopipe stream: " << model->source << ", mode " << ModeName(run_flags->mode)
@@ -424,11 +437,20 @@ int StreamCommand(const std::vector<std::string>& args) {
   for (auto& t : readers) t.join();
   PipelineStats stats;
   absl::Status finished = stream.Finish(&stats);
+  absl::Status failed_with;
   {
     std::lock_guard<std::mutex> lock(error_mu);
-    if (!first_error.ok()) return ReportError(first_error);
+    if (!first_error.ok()) failed_with = first_error;
   }
-  if (!finished.ok()) return ReportError(finished);
+  if (failed_with.ok()) failed_with = finished;
+  if (!failed_with.ok()) {
+    // The videos written so far are closed (kept, as a run that fails without MPI keeps them)
+    // before an MPI abort could leave them as temporary files.
+    for (SourceState& s : sources) {
+      if (s.writer != nullptr) s.writer->Close().IgnoreError();
+    }
+    return FailRank(mpi.get(), failed_with);
+  }
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
 
   int64_t dropped_total = 0;
