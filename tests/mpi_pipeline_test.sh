@@ -51,8 +51,9 @@ start=$(date +%s)
 timeout 120 mpirun "${mpirun_args[@]}" -np 3 "$tmp/rank.sh" run --mode pipeline --devices cpu:3 \
   --imgsz 64 --batch 2 --microbatch 1 --stream 1000000 > "$tmp/kill.log" 2>&1 &
 launcher=$!
-for _ in $(seq 1 300); do [ -s "$tmp/rank2.pid" ] && break; sleep 0.1; done
-sleep 2  # let the stream run
+# Rank 0 prints its header once every rank has made the pipeline; then let the stream run.
+for _ in $(seq 1 600); do grep -q "yolopipe run:" "$tmp/kill.log" 2>/dev/null && break; sleep 0.1; done
+sleep 1
 if [ -s "$tmp/rank2.pid" ]; then
   kill -9 "$(cat "$tmp/rank2.pid")"
   wait "$launcher"

@@ -57,6 +57,10 @@ absl::Status InitMpiIfLaunched(std::unique_ptr<MpiRuntime>* mpi) {
   auto runtime = MpiRuntime::Init(nullptr, nullptr);
   if (!runtime.ok()) return runtime.status();
   *mpi = std::move(*runtime);
+  // Until the pipeline says which stage this rank runs (ExplainTermination), name the rank alone.
+  SetTerminationMessage(absl::StrCat(
+      "error: rank ", (*mpi)->rank(),
+      ": terminated by the MPI launcher: another rank of the job failed or died\n"));
   return absl::OkStatus();
 }
 
@@ -74,9 +78,25 @@ int FailRank(const MpiRuntime* mpi, const absl::Status& status) {
                        kExitError);
 }
 
-int ServeOneStream(const MpiRuntime& mpi, Pipeline& p) {
-  if (absl::Status s = p.Serve(); !s.ok()) return FailRank(&mpi, s);
-  return kExitOk;
+int OpenOneStream(const Model& model, int64_t imgsz, PipelineOptions options,
+                  const MpiRuntime* mpi, const std::string& inputs, OpenedStream* out) {
+  options.mpi = mpi;
+  auto pipeline = Pipeline::Create(model, imgsz, options);
+  if (!pipeline.ok()) return FailRank(mpi, pipeline.status());
+  if (mpi != nullptr) {
+    ExplainTermination(*mpi, **pipeline);
+    if (mpi->rank() != 0) {
+      if (absl::Status s = (*pipeline)->Serve(); !s.ok()) return FailRank(mpi, s);
+      return kExitOk;
+    }
+    std::cout << "MPI: " << mpi->size() << " ranks, one stage each; rank 0 reads the " << inputs
+              << " and writes the outputs\n";
+  }
+  auto stream = (*pipeline)->OpenStream();
+  if (!stream.ok()) return FailRank(mpi, stream.status());
+  out->pipeline = std::move(*pipeline);
+  out->stream = std::move(*stream);
+  return -1;
 }
 
 std::string FormatBytes(double bytes) {

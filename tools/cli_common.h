@@ -60,7 +60,8 @@ absl::StatusOr<PipelineOptions> PipelineOptionsFromFlags(const FlagSet& flags,
                                                          proto::Plan* plan);
 
 // --- Several processes (run, detect, stream under mpirun/srun) ---------------------------------
-// Started by mpirun/srun: initialises MPI into *mpi; otherwise leaves it null. One rank per stage
+// Started by mpirun/srun: initialises MPI into *mpi (and, should the launcher end the job, this
+// rank then says so: "error: rank N: terminated by the MPI launcher ..."); otherwise leaves it null. One rank per stage
 // (PipelineOptions::mpi); rank 0 reads the inputs, drives the stream and writes every output, the
 // other ranks only serve their stages.
 absl::Status InitMpiIfLaunched(std::unique_ptr<MpiRuntime>* mpi);
@@ -70,9 +71,17 @@ void ExplainTermination(const MpiRuntime& mpi, const Pipeline& p);
 // Under MPI a failure on any rank ends the whole job (MPI_Abort, never returns) after printing
 // "error: rank N: reason"; without MPI the usual ReportError.
 int FailRank(const MpiRuntime* mpi, const absl::Status& status);
-// Ranks other than 0 (detect, stream: one stream): creates nothing, serves this rank's stages of
-// the stream rank 0 opens, and returns the exit status (a failure ends the job, as FailRank).
-int ServeOneStream(const MpiRuntime& mpi, Pipeline& p);
+// detect and stream: one pipeline stream takes every input.
+struct OpenedStream {
+  std::unique_ptr<Pipeline> pipeline;
+  std::unique_ptr<PipelineStream> stream;  // destroyed first
+};
+// Makes the pipeline for `model` at `imgsz` on every rank (options.mpi = mpi). Rank 0, or the only
+// process, gets it with its stream open in *out, and -1 is returned. Ranks other than 0 serve
+// their stages of that stream and return their exit status. Any failure ends the job (FailRank).
+// `inputs` names what rank 0 reads, for the MPI banner ("images", "sources").
+int OpenOneStream(const Model& model, int64_t imgsz, PipelineOptions options,
+                  const MpiRuntime* mpi, const std::string& inputs, OpenedStream* out);
 
 // --- Detection output (detect, stream) -----------------------------------------------------
 // --conf, --iou, --max_det and --max_candidates; `per` names the unit in the help ("image").

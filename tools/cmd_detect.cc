@@ -6,12 +6,10 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <memory>
-#include <mutex>
 #include <set>
 #include <system_error>
 #include <thread>
@@ -27,6 +25,7 @@
 #include "runtime/detect/nms.h"
 #include "runtime/device.h"
 #include "runtime/pipeline/pipeline.h"
+#include "runtime/pipeline/tagged_stream.h"
 #include "runtime/proto/plan.pb.h"
 #include "tools/cli_common.h"
 #include "tools/interrupt.h"
@@ -222,20 +221,12 @@ int DetectCommand(const std::vector<std::string>& args) {
   absl::StatusOr<PipelineOptions> options =
       PipelineOptionsFromFlags(flags, *run_flags, /*default_microbatch=*/1, &plan);
   if (!options.ok()) return FailRank(mpi.get(), options.status());
-  options->mpi = mpi.get();
-  auto pipeline = Pipeline::Create(*model, size, *options);
-  if (!pipeline.ok()) return FailRank(mpi.get(), pipeline.status());
-  Pipeline& p = **pipeline;
-  if (mpi != nullptr) ExplainTermination(*mpi, p);
-  if (serving) return ServeOneStream(*mpi, p);
-  if (mpi != nullptr) {
-    std::cout << "MPI: " << mpi->size() << " ranks, one stage each; rank 0 reads the images and "
-              << "writes the outputs\n";
+  OpenedStream opened;
+  if (int rc = OpenOneStream(*model, size, *options, mpi.get(), "images", &opened); rc >= 0) {
+    return rc;
   }
-  // One stream for the whole run: the pipeline never drains between --batch chunks.
-  auto opened = p.OpenStream();
-  if (!opened.ok()) return FailRank(mpi.get(), opened.status());
-  PipelineStream& stream = **opened;
+  Pipeline& p = *opened.pipeline;
+  PipelineStream& stream = *opened.stream;
   const size_t mb = static_cast<size_t>(stream.microbatch());
   std::cout << "yolopipe detect: " << model->source << ", mode " << ModeName(run_flags->mode)
             << ", " << p.num_replicas() << " replica(s) x " << p.num_stages() << " stage(s), micro-batch "
@@ -245,13 +236,8 @@ int DetectCommand(const std::vector<std::string>& args) {
   const bool annotate = !out_dir.empty();
   const size_t n = files.size();
   const size_t chunk = static_cast<size_t>(batch_size);
-  // Pushed micro-batches in push order: their images (and input, which the stage reads in place).
-  struct InFlight {
-    Tensor input;
-    std::vector<PreparedImage> images;
-  };
-  std::mutex flight_mu;
-  std::deque<InFlight> in_flight;  // guarded by flight_mu
+  // Each pushed micro-batch carries its images (names, sizes, letterbox, pixels to annotate).
+  TaggedStream<std::vector<PreparedImage>> tagged(stream);
   std::atomic<int64_t> skipped{0};
   std::atomic<size_t> attempted{0};  // images taken from the input (processed or skipped)
   // SIGINT/SIGTERM: no more images are taken; those in flight are finished and kept (below).
@@ -267,23 +253,17 @@ int DetectCommand(const std::vector<std::string>& args) {
       skipped += static_cast<int64_t>(batch.warnings.size());
       const size_t count = batch.images.size();
       for (size_t off = 0; off < count; off += mb) {
-        InFlight f;
         const size_t m = std::min(mb, count - off);
-        if (off == 0 && m == count) {
-          f.input = batch.input;
-        } else {
+        Tensor input = batch.input;
+        if (m < count) {
           const size_t image_elems = static_cast<size_t>(3 * size * size);
-          f.input = Tensor(DType::kFloat32, {static_cast<int64_t>(m), 3, size, size});
-          std::memcpy(f.input.data<float>(), batch.input.data<float>() + off * image_elems,
+          input = Tensor(DType::kFloat32, {static_cast<int64_t>(m), 3, size, size});
+          std::memcpy(input.data<float>(), batch.input.data<float>() + off * image_elems,
                       m * image_elems * sizeof(float));
         }
-        for (size_t i = off; i < off + m; ++i) f.images.push_back(std::move(batch.images[i]));
-        const Tensor input = f.input;  // shares the buffer in_flight keeps alive until popped
-        {
-          std::lock_guard<std::mutex> lock(flight_mu);
-          in_flight.push_back(std::move(f));
-        }
-        if (!stream.Push(input, /*share=*/true).ok()) {
+        std::vector<PreparedImage> images;
+        for (size_t i = off; i < off + m; ++i) images.push_back(std::move(batch.images[i]));
+        if (!tagged.Push(input, std::move(images)).ok()) {
           stream.CloseInput();  // the stream failed or was cancelled: Pop says why
           return;
         }
@@ -299,21 +279,16 @@ int DetectCommand(const std::vector<std::string>& args) {
   ProgressLine progress("detect", static_cast<int64_t>(n));
   absl::Status failure;
   while (failure.ok()) {
-    auto output = stream.Pop();
-    if (!output.ok()) {
-      if (output.status().code() != absl::StatusCode::kOutOfRange) failure = output.status();
+    auto popped = tagged.Pop();
+    if (!popped.ok()) {
+      if (popped.status().code() != absl::StatusCode::kOutOfRange) failure = popped.status();
       break;
     }
-    InFlight f;
-    {
-      std::lock_guard<std::mutex> lock(flight_mu);
-      f = std::move(in_flight.front());
-      in_flight.pop_front();
-    }
-    const int64_t rows = output->dim(1), anchors = output->dim(2);
-    for (size_t i = 0; i < f.images.size() && failure.ok(); ++i) {
-      PreparedImage& im = f.images[i];
-      auto dets = Postprocess(output->data<float>() + i * rows * anchors, rows, anchors, *post);
+    const Tensor& output = popped->output;
+    const int64_t rows = output.dim(1), anchors = output.dim(2);
+    for (size_t i = 0; i < popped->context.size() && failure.ok(); ++i) {
+      PreparedImage& im = popped->context[i];
+      auto dets = Postprocess(output.data<float>() + i * rows * anchors, rows, anchors, *post);
       if (!dets.ok()) {
         failure = dets.status();
         break;

@@ -10,7 +10,6 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -34,6 +33,7 @@
 #include "runtime/detect/video.h"
 #include "runtime/device.h"
 #include "runtime/pipeline/pipeline.h"
+#include "runtime/pipeline/tagged_stream.h"
 #include "runtime/proto/plan.pb.h"
 #include "tools/cli_common.h"
 #include "tools/interrupt.h"
@@ -64,10 +64,11 @@ struct QueuedFrame {
 
 // A micro-batch pushed into the pipeline and not yet popped: its tensor must stay alive (pushed
 // with share) and its frames' bookkeeping is needed to route the outputs.
+// What a pushed micro-batch carries: its frames' tags and frames (inputs released; transform,
+// timing and image kept).
 struct InFlight {
-  Tensor batch;
   std::vector<FrameTag> tags;
-  std::vector<QueuedFrame> frames;  // inputs released; transform, timing and image kept
+  std::vector<QueuedFrame> frames;
 };
 
 struct FrameResult {
@@ -245,19 +246,12 @@ int StreamCommand(const std::vector<std::string>& args) {
   absl::StatusOr<PipelineOptions> options =
       PipelineOptionsFromFlags(flags, *run_flags, /*default_microbatch=*/num_sources, &plan);
   if (!options.ok()) return FailRank(mpi.get(), options.status());
-  options->mpi = mpi.get();
-  auto pipeline = Pipeline::Create(*model, size, *options);
-  if (!pipeline.ok()) return FailRank(mpi.get(), pipeline.status());
-  Pipeline& p = **pipeline;
-  if (mpi != nullptr) ExplainTermination(*mpi, p);
-  if (serving) return ServeOneStream(*mpi, p);
-  if (mpi != nullptr) {
-    std::cout << "MPI: " << mpi->size() << " ranks, one stage each; rank 0 reads the sources and "
-              << "writes the outputs\n";
+  OpenedStream opened;
+  if (int rc = OpenOneStream(*model, size, *options, mpi.get(), "sources", &opened); rc >= 0) {
+    return rc;
   }
-  auto opened = p.OpenStream();
-  if (!opened.ok()) return FailRank(mpi.get(), opened.status());
-  PipelineStream& stream = **opened;
+  Pipeline& p = *opened.pipeline;
+  PipelineStream& stream = *opened.stream;
   const int mb = stream.microbatch();
   std::cout << "yolopipe stream: " << model->source << ", mode " << ModeName(run_flags->mode)
             << ", " << p.num_replicas() << " replica(s) x " << p.num_stages() << " stage(s), micro-batch "
@@ -326,28 +320,22 @@ int StreamCommand(const std::vector<std::string>& args) {
     });
   }
 
-  std::mutex flight_mu;
-  std::deque<InFlight> in_flight;  // guarded by flight_mu; in push order
+  TaggedStream<InFlight> tagged(stream);
   std::thread pusher([&] {
     const int64_t image_elems = 3 * size * size;
     while (true) {
       auto batch = mux.NextBatch(mb);
       if (batch.empty()) break;
       InFlight f;
-      f.batch = Tensor(DType::kFloat32, {static_cast<int64_t>(batch.size()), 3, size, size});
+      Tensor input(DType::kFloat32, {static_cast<int64_t>(batch.size()), 3, size, size});
       for (size_t k = 0; k < batch.size(); ++k) {
-        std::memcpy(f.batch.data<float>() + k * image_elems, batch[k].frame.input.data<float>(),
+        std::memcpy(input.data<float>() + k * image_elems, batch[k].frame.input.data<float>(),
                     static_cast<size_t>(image_elems) * sizeof(float));
         batch[k].frame.input = Tensor();
         f.tags.push_back(batch[k].tag);
         f.frames.push_back(std::move(batch[k].frame));
       }
-      const Tensor input = f.batch;  // shares the buffer that in_flight keeps alive
-      {
-        std::lock_guard<std::mutex> lock(flight_mu);
-        in_flight.push_back(std::move(f));
-      }
-      if (absl::Status s = stream.Push(input, /*share=*/true); !s.ok()) {
+      if (absl::Status s = tagged.Push(input, std::move(f)); !s.ok()) {
         fail(s);
         break;
       }
@@ -360,23 +348,19 @@ int StreamCommand(const std::vector<std::string>& args) {
   std::vector<std::map<int64_t, Image>> images(num_sources);  // annotated frames awaiting order
   int64_t total = 0;
   while (true) {
-    auto output = stream.Pop();
-    if (!output.ok()) {
-      if (output.status().code() != absl::StatusCode::kOutOfRange) fail(output.status());
+    auto popped = tagged.Pop();
+    if (!popped.ok()) {
+      if (popped.status().code() != absl::StatusCode::kOutOfRange) fail(popped.status());
       break;
     }
-    InFlight f;
-    {
-      std::lock_guard<std::mutex> lock(flight_mu);
-      f = std::move(in_flight.front());
-      in_flight.pop_front();
-    }
-    const int64_t rows = output->dim(1), anchors = output->dim(2);
+    const Tensor& output = popped->output;
+    InFlight& f = popped->context;
+    const int64_t rows = output.dim(1), anchors = output.dim(2);
     bool failed = false;
     for (size_t k = 0; k < f.frames.size() && !failed; ++k) {
       QueuedFrame& q = f.frames[k];
       const FrameTag tag = f.tags[k];
-      auto dets = Postprocess(output->data<float>() + k * rows * anchors, rows, anchors, *post);
+      auto dets = Postprocess(output.data<float>() + k * rows * anchors, rows, anchors, *post);
       if (!dets.ok()) {
         fail(dets.status());
         failed = true;

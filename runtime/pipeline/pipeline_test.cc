@@ -22,6 +22,7 @@
 #include "runtime/profiler/profiler.h"
 #include "runtime/proto/plan.pb.h"
 #include "runtime/session.h"
+#include "runtime/pipeline/tagged_stream.h"
 #include "runtime/trace/trace.h"
 
 namespace yolopipe {
@@ -414,6 +415,45 @@ TEST_F(ModesTest, StreamDeliversEveryOutputOnceInOrder) {
     EXPECT_GT(stats.latency_p99_ms, 0);
     EXPECT_GE(stats.latency_p99_ms, stats.latency_p50_ms);
   }
+}
+
+// Each output comes back with the context pushed with it, whatever the micro-batch sizes; a push
+// the stream refuses leaves no context behind.
+TEST_F(ModesTest, TaggedStreamReturnsEachContextWithItsOutput) {
+  PipelineOptions o = Options(Mode::kPipeline, 2, 2);
+  auto p = Pipeline::Create(Yolov8n(), kImgsz, o);
+  ASSERT_TRUE(p.ok()) << p.status();
+  auto stream = (*p)->OpenStream();
+  ASSERT_TRUE(stream.ok()) << stream.status();
+  struct Where {
+    int64_t first;
+    int64_t count;
+  };
+  TaggedStream<Where> tagged(**stream);
+  // kBatch images as micro-batches of 1, 2, 1, 2, ... (never more than the micro-batch).
+  std::vector<Where> pushed;
+  for (int64_t i = 0, k = 0; i < kBatch; ++k) {
+    const int64_t n = std::min<int64_t>(kBatch - i, 1 + k % 2);
+    pushed.push_back({i, n});
+    i += n;
+  }
+  std::thread pusher([&] {
+    for (const Where& w : pushed) ASSERT_TRUE(tagged.Push(Image(*batch_, w.first, w.count), w).ok());
+    tagged.stream().CloseInput();
+    EXPECT_EQ(tagged.Push(Image(*batch_, 0, 1), Where{-1, -1}).code(),
+              absl::StatusCode::kFailedPrecondition);
+  });
+  for (const Where& want : pushed) {
+    auto popped = tagged.Pop();
+    ASSERT_TRUE(popped.ok()) << popped.status();
+    EXPECT_EQ(popped->context.first, want.first);
+    ASSERT_EQ(popped->context.count, want.count);
+    EXPECT_EQ(popped->output.dim(0), want.count);
+    EXPECT_TRUE(RowsEqual(popped->output, *reference_, want.first)) << "images from " << want.first;
+  }
+  pusher.join();
+  EXPECT_EQ(tagged.Pop().status().code(), absl::StatusCode::kOutOfRange);
+  EXPECT_TRUE(tagged.stream().Finish().ok());
 }
 
 // A partial micro-batch comes back with only its images' rows.
