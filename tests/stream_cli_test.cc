@@ -230,6 +230,35 @@ TEST_F(StreamCliTest, RealtimePacingAndUrlSources) {
             2);
 }
 
+// Capture devices: libavdevice's lavfi device stands in for a camera (one that ends after 1 s,
+// and a live one that never ends, stopped by --max-frames).
+TEST_F(StreamCliTest, CaptureDevicesAreSources) {
+  const std::string json = ::testing::TempDir() + "/json_devices";
+  const auto r = RunYolopipe(std::string(kCommon) +
+                             " --source lavfi:testsrc=size=96x64:rate=10:duration=1"
+                             " --source lavfi:testsrc2=size=80x48:rate=25 --max-frames 7" +
+                             " --json-dir " + json);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  const std::string first = ReadFile(json + "/lavfi_testsrc_size_96x64_rate_10_duration_1.json");
+  EXPECT_EQ(FrameIndices(first), (std::vector<int>{0, 1, 2, 3, 4, 5, 6}));
+  EXPECT_THAT(first, HasSubstr("\"width\": 96, \"height\": 64"));
+  const std::string live = ReadFile(json + "/lavfi_testsrc2_size_80x48_rate_25.json");
+  EXPECT_EQ(FrameIndices(live).size(), 7u);
+  EXPECT_THAT(live, HasSubstr("\"complete\": true"));
+  // Without --max-frames the finite one ends by itself after its 10 frames.
+  const auto all = RunYolopipe(std::string(kCommon) +
+                               " --source lavfi:testsrc=size=96x64:rate=10:duration=1");
+  ASSERT_EQ(all.exit_code, 0) << all.out << all.err;
+  EXPECT_THAT(all.out, HasSubstr("total: 10 frame(s), 0 dropped"));
+  // A missing camera and a bad capture size.
+  const auto camera = RunYolopipe(std::string(kCommon) + " --source /dev/video97");
+  EXPECT_EQ(camera.exit_code, 1);
+  EXPECT_THAT(camera.err, HasSubstr("/dev/video97: no such device"));
+  const auto size = RunYolopipe(std::string(kCommon) + " --capture-size 640 --source /dev/video0");
+  EXPECT_EQ(size.exit_code, 2);
+  EXPECT_THAT(size.err, HasSubstr("--capture-size must be WIDTHxHEIGHT"));
+}
+
 TEST_F(StreamCliTest, BadUsageIsRejected) {
   EXPECT_EQ(RunYolopipe("stream --model yolov8n").exit_code, 2);
   const auto policy = RunYolopipe("stream --policy newest --source " + (*sources_)[0].path);

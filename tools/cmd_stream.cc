@@ -6,6 +6,7 @@
 // post-processing them and routing detections back to their source (JSON, annotated video).
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -21,6 +22,7 @@
 #include <thread>
 #include <unistd.h>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -45,7 +47,7 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 constexpr char kHelp[] =
-    "Detect objects in several videos or frame folders at once: frames of all sources are "
+    "Detect objects in several videos, cameras or frame folders at once: frames of all sources are "
     "interleaved round-robin into the micro-batches of one pipeline (any mode); detections go "
     "back to per-source JSON (<json-dir>/<name>.json) and annotated videos "
     "(<out-dir>/<name>.mp4). Prints per-stream FPS, decode-to-result latency and dropped "
@@ -139,7 +141,13 @@ Image EvenCrop(const Image& im) {
 int StreamCommand(const std::vector<std::string>& args) {
   FlagSet flags("stream", kHelp);
   AddModelFlags(flags);
-  flags.AddString("source", "", "a video file or a folder of images (sorted); repeat for more");
+  flags.AddString("source", "",
+                  "a video file, a URL (rtsp://, http://, file://), a camera (/dev/video0), any "
+                  "FFmpeg video input device as DEVICE:INPUT (v4l2:/dev/video2, "
+                  "lavfi:testsrc=size=640x480:rate=30, x11grab::0.0), or a folder of images "
+                  "(sorted); repeat for more. Cameras run until --max-frames or Ctrl-C");
+  flags.AddString("capture-size", "", "cameras: ask for this frame size, WIDTHxHEIGHT");
+  flags.AddDouble("capture-fps", 0, "cameras: ask for this frame rate (0: the device's)");
   flags.AddString("policy", "block",
                   "when a source's queue is full: block (the reader waits, no frame is lost) or "
                   "drop (the oldest queued frame is dropped and counted)");
@@ -200,6 +208,23 @@ int StreamCommand(const std::vector<std::string>& args) {
     std::cerr << "error: --microbatch must be in [0, 4096]\n";
     return kExitUsage;
   }
+  CaptureOptions capture;
+  capture.video_size = flags.GetString("capture-size");
+  capture.framerate = flags.GetDouble("capture-fps");
+  if (!capture.video_size.empty()) {
+    int w = 0, h = 0;
+    char tail = 0;
+    if (std::sscanf(capture.video_size.c_str(), "%dx%d%c", &w, &h, &tail) != 2 || w < 1 ||
+        h < 1 || w > 16384 || h > 16384) {
+      std::cerr << "error: --capture-size must be WIDTHxHEIGHT (e.g. 640x480), got '"
+                << capture.video_size << "'\n";
+      return kExitUsage;
+    }
+  }
+  if (!(capture.framerate >= 0 && capture.framerate <= 1000)) {
+    std::cerr << "error: --capture-fps must be in [0, 1000]\n";
+    return kExitUsage;
+  }
   const std::string json_dir = flags.GetString("json-dir");
   const std::string out_dir = flags.GetString("out-dir");
   // Under mpirun/srun every rank runs one stage; rank 0 reads the sources and writes every
@@ -220,12 +245,21 @@ int StreamCommand(const std::vector<std::string>& args) {
   for (int i = 0; i < num_sources && !serving; ++i) {
     SourceState& s = sources[i];
     s.path = inputs[i];
-    auto reader = OpenFrameSource(s.path);
+    auto reader = OpenFrameSource(s.path, capture);
     if (!reader.ok()) return FailRank(mpi.get(), reader.status());
     s.reader = std::move(*reader);
     std::string stem = fs::path(s.path).filename().string();
     if (stem.empty()) stem = fs::path(s.path).parent_path().filename().string();
-    stem = fs::path(stem).stem().string();
+    if (!VideoReader::DeviceOf(s.path).empty()) {
+      // A device spec ("lavfi:testsrc=size=640x480", "/dev/video0") names its output files with
+      // its letters and digits only.
+      for (char& c : stem) {
+        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '.') c = '_';
+      }
+      if (absl::StartsWith(s.path, "/dev/")) stem = fs::path(s.path).filename().string();
+    } else {
+      stem = fs::path(stem).stem().string();
+    }
     if (stem.empty()) stem = "source";
     s.name = stem;
     for (int k = 2; used_names.count(s.name) > 0; ++k) s.name = absl::StrCat(stem, "_", k);

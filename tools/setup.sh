@@ -13,6 +13,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libstb-dev               # image decoding/encoding
   libavformat-dev libavcodec-dev libswscale-dev libavutil-dev   # video (yolopipe stream)
+  libavdevice-dev          # cameras and other capture devices as stream sources
   libopenmpi-dev openmpi-bin   # multi-process launch (mpirun) and the CPU transport
   clang-14 libclang-rt-14-dev  # libFuzzer targets (fuzz/, --config=fuzz)
   python3 python3-numpy python3-onnx python3-torch   # independent reference and fixtures

@@ -9,11 +9,14 @@
 #include <system_error>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "base/file_io.h"
 
 extern "C" {
 #include <libavcodec/avcodec.h>
+#include <libavdevice/avdevice.h>
 #include <libavformat/avformat.h>
 #include <libavutil/imgutils.h>
 #include <libavutil/opt.h>
@@ -98,12 +101,60 @@ struct VideoReader::Impl {
 
 VideoReader::~VideoReader() = default;
 
-absl::StatusOr<std::unique_ptr<VideoReader>> VideoReader::Open(const std::string& path) {
+namespace {
+
+// FFmpeg's video input devices (v4l2, lavfi, x11grab, ...), by every name each answers to.
+const AVInputFormat* FindVideoInputDevice(const std::string& name) {
+  static std::once_flag registered;
+  std::call_once(registered, [] { avdevice_register_all(); });
+  for (const AVInputFormat* f = av_input_video_device_next(nullptr); f != nullptr;
+       f = av_input_video_device_next(f)) {
+    for (absl::string_view alias : absl::StrSplit(f->name, ',')) {
+      if (alias == name) return f;
+    }
+  }
+  return nullptr;
+}
+
+// FFmpeg reads "NAME:..." as protocol NAME; a local path with a colon is named as a file.
+std::string LocalFileUrl(const std::string& path) {
+  return path.find(':') == std::string::npos ? path : "file:" + path;
+}
+
+// A device's shortest-known name: the last of its aliases ("video4linux2,v4l2" -> "v4l2").
+std::string DeviceName(const AVInputFormat* device) {
+  const std::string names = device->name;
+  return names.substr(names.rfind(',') + 1);
+}
+
+// The device `path` names and the input to give it ("" and `path` for files and URLs).
+std::pair<const AVInputFormat*, std::string> SplitDevice(const std::string& path) {
+  std::error_code ec;
+  if (path.find("://") != std::string::npos) return {nullptr, path};
+  if (absl::StartsWith(path, "/dev/video")) return {FindVideoInputDevice("v4l2"), path};
+  const size_t colon = path.find(':');
+  if (colon == std::string::npos || colon == 0 || fs::exists(path, ec)) return {nullptr, path};
+  const AVInputFormat* device = FindVideoInputDevice(path.substr(0, colon));
+  if (device == nullptr) return {nullptr, path};
+  return {device, path.substr(colon + 1)};
+}
+
+}  // namespace
+
+std::string VideoReader::DeviceOf(const std::string& path) {
+  const AVInputFormat* device = SplitDevice(path).first;
+  return device == nullptr ? "" : DeviceName(device);
+}
+
+absl::StatusOr<std::unique_ptr<VideoReader>> VideoReader::Open(const std::string& path,
+                                                               const CaptureOptions& capture) {
   // "scheme://..." (rtsp://, http://, file://...) goes to FFmpeg's protocols as it is.
   const bool url = path.find("://") != std::string::npos;
+  const auto [device, input] = SplitDevice(path);
   std::error_code ec;
-  if (!url && !fs::exists(path, ec)) {
-    return absl::NotFoundError(absl::StrCat(path, ": no such file"));
+  if (!url && (device == nullptr || absl::StartsWith(input, "/dev/")) && !fs::exists(input, ec)) {
+    return absl::NotFoundError(
+        absl::StrCat(path, device == nullptr ? ": no such file" : ": no such device"));
   }
   if (url) {
     static std::once_flag network;
@@ -114,10 +165,28 @@ absl::StatusOr<std::unique_ptr<VideoReader>> VideoReader::Open(const std::string
   reader->path_ = path;
   reader->impl_ = std::make_unique<Impl>();
   Impl& im = *reader->impl_;
-  int rc = avformat_open_input(&im.format, path.c_str(), nullptr, nullptr);
+  AVDictionary* options = nullptr;
+  if (device != nullptr && !capture.video_size.empty()) {
+    av_dict_set(&options, "video_size", capture.video_size.c_str(), 0);
+  }
+  if (device != nullptr && capture.framerate > 0) {
+    av_dict_set(&options, "framerate", absl::StrCat(capture.framerate).c_str(), 0);
+  }
+  int rc = avformat_open_input(&im.format,
+                               url || device != nullptr ? input.c_str() : LocalFileUrl(input).c_str(),
+                               device, &options);
+  const int unused_options = av_dict_count(options);
+  av_dict_free(&options);
   if (rc < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ": cannot open as a video: ", AvError(rc)));
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, device == nullptr ? ": cannot open as a video: "
+                                : absl::StrCat(": cannot open the ", DeviceName(device), " device: "),
+        AvError(rc)));
+  }
+  if (unused_options > 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": the ", DeviceName(device), " device takes no capture size or frame rate (set them "
+        "in its input instead)"));
   }
   rc = avformat_find_stream_info(im.format, nullptr);
   if (rc < 0) {
@@ -245,14 +314,15 @@ absl::StatusOr<std::optional<Image>> FrameFolderReader::Next() {
   return std::optional<Image>(std::move(*image));
 }
 
-absl::StatusOr<std::unique_ptr<FrameSource>> OpenFrameSource(const std::string& path) {
+absl::StatusOr<std::unique_ptr<FrameSource>> OpenFrameSource(const std::string& path,
+                                                             const CaptureOptions& capture) {
   std::error_code ec;
   if (fs::is_directory(path, ec)) {
     auto folder = FrameFolderReader::Open(path);
     if (!folder.ok()) return folder.status();
     return std::unique_ptr<FrameSource>(std::move(*folder));
   }
-  auto video = VideoReader::Open(path);
+  auto video = VideoReader::Open(path, capture);
   if (!video.ok()) return video.status();
   return std::unique_ptr<FrameSource>(std::move(*video));
 }
@@ -374,7 +444,7 @@ absl::StatusOr<std::unique_ptr<VideoWriter>> VideoWriter::Open(const std::string
   im.stream->avg_frame_rate = rate;
   if (!(im.format->oformat->flags & AVFMT_NOFILE)) {
     im.file = std::make_unique<TemporaryFile>(path);
-    rc = avio_open(&im.format->pb, im.file->temp_path().c_str(), AVIO_FLAG_WRITE);
+    rc = avio_open(&im.format->pb, LocalFileUrl(im.file->temp_path()).c_str(), AVIO_FLAG_WRITE);
     if (rc < 0) {
       return absl::InvalidArgumentError(
           absl::StrCat(path, ": cannot open for writing: ", AvError(rc)));

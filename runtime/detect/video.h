@@ -32,13 +32,32 @@ class FrameSource {
   virtual double fps() const = 0;
 };
 
-// Decodes the best video stream of a container file (anything the system's FFmpeg demuxes).
+// How a capture device is asked to deliver frames (ignored for files and URLs); empty or 0:
+// the device's default.
+struct CaptureOptions {
+  std::string video_size;  // "WIDTHxHEIGHT", e.g. "640x480"
+  double framerate = 0;    // frames per second
+};
+
+// Decodes the best video stream of a container file (anything the system's FFmpeg demuxes), a
+// URL, or a capture device.
 class VideoReader : public FrameSource {
  public:
-  // Opens `path` and its decoder. `path` may also be a URL FFmpeg's protocols read ("rtsp://...",
-  // "http://...", "file://..."). NotFound for a missing file; InvalidArgument for a file that is
-  // not a video or has no video stream or no decoder; every message starts with the path.
-  static absl::StatusOr<std::unique_ptr<VideoReader>> Open(const std::string& path);
+  // Opens `path` and its decoder. `path` may be:
+  //   - a file;
+  //   - a URL FFmpeg's protocols read ("rtsp://...", "http://...", "file://...");
+  //   - a camera: a V4L2 device node ("/dev/video0");
+  //   - "DEVICE:INPUT" for any FFmpeg video input device (libavdevice): "v4l2:/dev/video2",
+  //     "lavfi:testsrc=size=640x480:rate=30" (a synthetic camera), "x11grab::0.0". A file of that
+  //     name, when one exists, is read as a file.
+  // Devices are live: they end only when the device does. `capture` applies to devices only.
+  // NotFound for a missing file or device node; InvalidArgument for a file that is not a video or
+  // has no video stream or no decoder, or a device that cannot be opened; every message starts
+  // with the path.
+  static absl::StatusOr<std::unique_ptr<VideoReader>> Open(const std::string& path,
+                                                           const CaptureOptions& capture = {});
+  // The FFmpeg input device `path` names (see Open), or "" for a file or URL.
+  static std::string DeviceOf(const std::string& path);
   ~VideoReader() override;
 
   absl::StatusOr<std::optional<Image>> Next() override;
@@ -76,8 +95,9 @@ class FrameFolderReader : public FrameSource {
 };
 
 // A directory opens as a FrameFolderReader, anything else as a VideoReader (a missing path is
-// NotFound naming it).
-absl::StatusOr<std::unique_ptr<FrameSource>> OpenFrameSource(const std::string& path);
+// NotFound naming it; `capture` applies to devices).
+absl::StatusOr<std::unique_ptr<FrameSource>> OpenFrameSource(const std::string& path,
+                                                             const CaptureOptions& capture = {});
 
 // Encodes RGB frames of one fixed size into a video file. The codec follows the extension:
 // ".avi" -> MJPEG, ".mp4"/".mkv"/anything else FFmpeg knows -> MPEG-4 part 2; both are built into

@@ -125,6 +125,76 @@ TEST(VideoTest, NonVideoFileIsRejectedNamingIt) {
   EXPECT_NE(reader.status().message().find(path), std::string::npos);
 }
 
+// A synthetic camera through libavdevice's lavfi device: a solid-colour source of a known size,
+// rate and length. Reading it goes through the same device path as a V4L2 camera.
+TEST(VideoTest, CaptureDeviceDeliversItsFrames) {
+  const std::string spec = "lavfi:color=c=0x2040C0:size=48x32:rate=5:duration=2";
+  EXPECT_EQ(VideoReader::DeviceOf(spec), "lavfi");
+  auto source = OpenFrameSource(spec);
+  ASSERT_TRUE(source.ok()) << source.status();
+  EXPECT_NEAR((*source)->fps(), 5.0, 0.01);
+  int n = 0;
+  while (true) {
+    auto frame = (*source)->Next();
+    ASSERT_TRUE(frame.ok()) << frame.status();
+    if (!frame->has_value()) break;
+    ASSERT_EQ((*frame)->width, 48);
+    ASSERT_EQ((*frame)->height, 32);
+    // (0x20, 0x40, 0xC0) after the device's YUV round trip: within a few levels.
+    const uint8_t* p = (*frame)->at(24, 16);
+    EXPECT_NEAR(p[0], 0x20, 4);
+    EXPECT_NEAR(p[1], 0x40, 4);
+    EXPECT_NEAR(p[2], 0xC0, 4);
+    ++n;
+  }
+  EXPECT_EQ(n, 10);  // 2 s at 5 frames per second
+}
+
+TEST(VideoTest, CaptureDeviceErrorsNameThePath) {
+  // No such camera node.
+  auto camera = VideoReader::Open("/dev/video97");
+  ASSERT_FALSE(camera.ok());
+  EXPECT_EQ(camera.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(std::string(camera.status().message()), "/dev/video97: no such device");
+  EXPECT_EQ(VideoReader::DeviceOf("/dev/video97"), "v4l2");
+  // A device that takes no capture size.
+  CaptureOptions capture;
+  capture.video_size = "640x480";
+  auto sized = VideoReader::Open("lavfi:testsrc=duration=1", capture);
+  ASSERT_FALSE(sized.ok());
+  EXPECT_EQ(sized.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(sized.status().message().find("lavfi:testsrc=duration=1: the lavfi device takes no "
+                                          "capture size"),
+            std::string::npos);
+  // A device input it cannot open.
+  auto broken = VideoReader::Open("lavfi:no_such_filter");
+  ASSERT_FALSE(broken.ok());
+  EXPECT_NE(broken.status().message().find("lavfi:no_such_filter: cannot open the lavfi device"),
+            std::string::npos);
+  // Not a device name: a file path with a colon, missing.
+  EXPECT_EQ(VideoReader::DeviceOf("notadevice:clip.mp4"), "");
+  EXPECT_EQ(VideoReader::Open("notadevice:clip.mp4").status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+// A file whose name starts like a device is still read as that file.
+TEST(VideoTest, ExistingFileNamedLikeADeviceIsAFile) {
+  const fs::path dir = ::testing::TempDir();
+  const fs::path saved = fs::current_path();
+  fs::current_path(dir);
+  {
+    auto writer = VideoWriter::Open("lavfi:clip.avi", 32, 32, 10);
+    ASSERT_TRUE(writer.ok()) << writer.status();
+    for (int i = 0; i < 2; ++i) ASSERT_TRUE((*writer)->Write(MovingSquare(32, 32, 0)).ok());
+    ASSERT_TRUE((*writer)->Close().ok());
+  }
+  EXPECT_EQ(VideoReader::DeviceOf("lavfi:clip.avi"), "");
+  auto reader = VideoReader::Open("lavfi:clip.avi");
+  fs::current_path(saved);
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  EXPECT_EQ((*reader)->width(), 32);
+}
+
 TEST(VideoTest, WriterRejectsBadArguments) {
   const std::string dir = ::testing::TempDir();
   EXPECT_FALSE(VideoWriter::Open(dir + "/odd.mp4", 161, 120, 10).ok());
