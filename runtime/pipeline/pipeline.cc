@@ -196,8 +196,12 @@ absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(const Model& model, i
 
   if (options.mpi != nullptr && (options.mode == Mode::kSingle || options.mode == Mode::kData) &&
       R * K != world_size) {
-    return absl::InvalidArgumentError(absl::StrCat(ModeName(options.mode), " mode under MPI needs ",
-                                                   R * K, " rank(s), got ", world_size));
+    return absl::InvalidArgumentError(absl::StrCat(
+        ModeName(options.mode), " mode under MPI needs ", R * K, " rank(s), got ", world_size,
+        options.mode == Mode::kSingle
+            ? absl::StrCat(" (the pipeline, data and hybrid modes spread a model over ",
+                           world_size, " ranks)")
+            : absl::StrCat(" (one per device of ", R * K, ")")));
   }
   if (K == 1) {
     std::vector<std::string> all;
