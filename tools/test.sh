@@ -26,12 +26,15 @@ tsan_logs=$(bazel info --config=tsan bazel-testlogs 2>/dev/null)
 
 # The unit and pipeline tests under AddressSanitizer + UndefinedBehaviorSanitizer: every test of
 # base/, ops/, graph/ and runtime/ except the GPU ones (nothing runs without a GPU) and the soak
-# test (10,000 micro-batches: minutes under ASan). The CLI tests in tests/ run in the default
+# test (10,000 micro-batches: minutes under ASan), and the CLI tests of the threaded and I/O
+# commands (run, detect, stream, faults and signals) with the yolopipe binary built under ASan too.
+# The other CLI tests (MPI launches, PyTorch references, planning) run in the default
 # configuration only, to fit CI's time.
 asan_targets=$(bazel query 'tests(//base/... + //ops/... + //graph/... + //runtime/...)
-  except tests(//ops/cuda/... + //runtime/cuda/...) except attr(tags, "soak", tests(//...))' \
-  2>/dev/null)
-echo "test: AddressSanitizer + UndefinedBehaviorSanitizer run of the unit and pipeline tests (--config=asan)"
+  except tests(//ops/cuda/... + //runtime/cuda/...) except attr(tags, "soak", tests(//...))
+  + //tests:cli_test + //tests:detect_cli_test + //tests:stream_cli_test
+  + //tests:fault_cli_test + //tests:pipeline_cli_test' 2>/dev/null)
+echo "test: AddressSanitizer + UndefinedBehaviorSanitizer run of the unit, pipeline and CLI I/O tests (--config=asan)"
 # shellcheck disable=SC2086
 bazel test --config=asan $asan_targets || status=$?
 asan_logs=$(bazel info --config=asan bazel-testlogs 2>/dev/null)
