@@ -150,7 +150,9 @@ int DetectCommand(const std::vector<std::string>& args) {
   flags.AddString("out", "", "write <out>/<name>.png with boxes and labels for every image");
   flags.AddString("json", "", "write detections of every image as JSON to this file");
   AddPostprocessFlags(flags, "image");
-  flags.AddInt("batch", 8, "images per batch run through the pipeline");
+  flags.AddInt("batch", 8,
+               "images decoded and letterboxed at a time, ahead of the pipeline (which takes them "
+               "in micro-batches of --microbatch)");
   AddPipelineFlags(flags, "images per micro-batch (0: the plan's, else 1)");
 
   std::vector<std::string> rest, inputs;
