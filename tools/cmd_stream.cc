@@ -55,9 +55,12 @@ constexpr char kHelp[] =
     "source cannot be opened or decoded, or the model, pipeline or an output failed; 2 for bad "
     "usage";
 
-// One decoded frame, letterboxed and waiting to be batched.
+// One decoded frame waiting to be batched. Under --policy block its reader letterboxes it at
+// once (readers work in parallel and every frame is used). Under --policy drop it waits as
+// decoded pixels and is letterboxed only if it is batched, so dropped frames cost no
+// pre-processing.
 struct QueuedFrame {
-  Tensor input;  // (1, 3, S, S)
+  Tensor input;  // (1, 3, S, S) once letterboxed; undefined before
   LetterboxTransform transform;
   int width = 0, height = 0;
   Clock::time_point decoded;
@@ -309,6 +312,7 @@ int StreamCommand(const std::vector<std::string>& args) {
   // SIGINT/SIGTERM end every source as if its input ended: the frames in flight come out, the
   // videos are closed and the JSON says "complete": false.
   GracefulInterruptScope graceful;
+  const bool letterbox_in_readers = *policy == BackpressurePolicy::kBlock;
   std::vector<std::thread> readers;
   for (int i = 0; i < num_sources; ++i) {
     readers.emplace_back([&, i] {
@@ -340,14 +344,16 @@ int StreamCommand(const std::vector<std::string>& args) {
         q.decoded = Clock::now();
         q.width = (*frame)->width;
         q.height = (*frame)->height;
-        q.input = Tensor(DType::kFloat32, {1, 3, size, size});
-        auto t = LetterboxIntoBatch(**frame, q.input, 0);
-        if (!t.ok()) {
-          end_source(n, t.status());
-          break;
+        if (letterbox_in_readers) {
+          q.input = Tensor(DType::kFloat32, {1, 3, size, size});
+          auto t = LetterboxIntoBatch(**frame, q.input, 0);
+          if (!t.ok()) {
+            end_source(n, t.status());
+            break;
+          }
+          q.transform = *t;
         }
-        q.transform = *t;
-        if (annotate) q.image = std::move(**frame);
+        if (annotate || !letterbox_in_readers) q.image = std::move(**frame);
         if (!mux.Push(i, std::move(q)).ok()) break;  // cancelled
       }
       mux.CloseSource(i);
@@ -363,9 +369,22 @@ int StreamCommand(const std::vector<std::string>& args) {
       InFlight f;
       Tensor input(DType::kFloat32, {static_cast<int64_t>(batch.size()), 3, size, size});
       for (size_t k = 0; k < batch.size(); ++k) {
-        std::memcpy(input.data<float>() + k * image_elems, batch[k].frame.input.data<float>(),
-                    static_cast<size_t>(image_elems) * sizeof(float));
-        batch[k].frame.input = Tensor();
+        QueuedFrame& q = batch[k].frame;
+        if (!q.input.defined()) {
+          auto t = LetterboxIntoBatch(*q.image, input, static_cast<int64_t>(k));
+          if (!t.ok()) {
+            fail(absl::InvalidArgumentError(absl::StrCat(
+                "stream ", batch[k].tag.source, " frame ", batch[k].tag.frame, ": ",
+                t.status().message())));
+            break;
+          }
+          q.transform = *t;
+          if (!annotate) q.image.reset();
+        } else {
+          std::memcpy(input.data<float>() + k * image_elems, q.input.data<float>(),
+                      static_cast<size_t>(image_elems) * sizeof(float));
+          q.input = Tensor();
+        }
         f.tags.push_back(batch[k].tag);
         f.frames.push_back(std::move(batch[k].frame));
       }
