@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # GPU check, part 1 (runs HERE, on the build machine without a GPU): builds the CUDA configuration of
-# the yolopipe CLI and of the GPU tests, and bundles the binaries with the non-system shared libraries
+# the yolopipe CLI and of the GPU tests (without video support, --define=video=off: FFmpeg and what
+# it loads would take the bundle past the 64 MiB the device accepts), and bundles the binaries with the non-system shared libraries
 # they load, so that tools/gpu_check_remote.sh can run them on a GPU machine that has no Bazel, no
 # Debian packages and no network.
 #
@@ -71,16 +72,17 @@ log "${#TESTS[@]} GPU test targets: ${TESTS[*]}"
 # The multi-process NCCL test binary (a cc_binary: the remote script starts its ranks).
 NCCL_RANKS=//runtime/cuda:nccl_communicator_test_ranks
 TARGETS=("//tools:yolopipe" "$NCCL_RANKS" "${TESTS[@]}")
+BUILD_FLAGS=(--config=cuda --define=video=off)
 
 BUILD_FAILED=()
 if [ "$build" = 1 ]; then
-  log "bazel build --config=cuda --jobs=$JOBS --keep_going ${TARGETS[*]}"
-  if ! bazel build --config=cuda --jobs="$JOBS" --keep_going "${TARGETS[@]}"; then
+  log "bazel build ${BUILD_FLAGS[*]} --jobs=$JOBS --keep_going ${TARGETS[*]}"
+  if ! bazel build "${BUILD_FLAGS[@]}" --jobs="$JOBS" --keep_going "${TARGETS[@]}"; then
     # Find which targets failed (one at a time: cached ones return at once), so that a test that
     # does not compile (yet) leaves the rest of the GPU check usable. Never bundle a stale binary.
     log "the CUDA build failed; checking the targets one by one"
     for t in "${TARGETS[@]}"; do
-      bazel build --config=cuda --jobs="$JOBS" "$t" >/dev/null 2>&1 || BUILD_FAILED+=("$t")
+      bazel build "${BUILD_FLAGS[@]}" --jobs="$JOBS" "$t" >/dev/null 2>&1 || BUILD_FAILED+=("$t")
     done
     log "targets that do not build with --config=cuda: ${BUILD_FAILED[*]:-none}"
     for t in "${BUILD_FAILED[@]}"; do
@@ -90,7 +92,7 @@ if [ "$build" = 1 ]; then
   fi
 fi
 # The CUDA configuration's output tree; the bazel-bin symlink may point at another configuration.
-BIN=$(bazel info --config=cuda bazel-bin 2>/dev/null)
+BIN=$(bazel info "${BUILD_FLAGS[@]}" bazel-bin 2>/dev/null)
 [ -d "$BIN" ] || die "bazel info --config=cuda bazel-bin gave '$BIN', not a directory"
 BIN_REAL=$(realpath "$BIN")
 
