@@ -5,7 +5,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -73,22 +72,29 @@ absl::StatusOr<std::vector<std::string>> ExpandInputs(const std::vector<std::str
   return files;
 }
 
-// One decoded, letterboxed batch, ready to run.
+// One decoded image and what post-processing needs of it.
 struct PreparedImage {
   std::string file;
   Image image;  // kept only when annotated PNGs are written
   int width = 0, height = 0;
   LetterboxTransform transform;
 };
-struct PreparedBatch {
-  Tensor input;  // (n, 3, S, S); empty when n == 0
+// A micro-batch ready to push: images letterboxed straight into its (m, 3, S, S) input.
+struct PreparedMicroBatch {
+  Tensor input;
   std::vector<PreparedImage> images;
+};
+struct PreparedBatch {
+  std::vector<PreparedMicroBatch> micro_batches;
   std::vector<std::string> warnings;  // "skipping FILE: reason"
 };
 
+// Decodes files[begin, end) and letterboxes the readable ones into micro-batches of at most
+// `microbatch` images.
 PreparedBatch Prepare(const std::vector<std::string>& files, size_t begin, size_t end,
-                      int64_t size, bool keep_images) {
+                      int64_t size, size_t microbatch, bool keep_images) {
   PreparedBatch batch;
+  std::vector<PreparedImage> images;
   std::vector<Image> decoded;
   for (size_t i = begin; i < end; ++i) {
     auto image = DecodeImageFile(files[i]);
@@ -103,16 +109,22 @@ PreparedBatch Prepare(const std::vector<std::string>& files, size_t begin, size_
     p.file = files[i];
     p.width = image->width;
     p.height = image->height;
-    batch.images.push_back(std::move(p));
+    images.push_back(std::move(p));
     decoded.push_back(std::move(*image));
   }
-  if (decoded.empty()) return batch;
-  batch.input = Tensor(DType::kFloat32, {static_cast<int64_t>(decoded.size()), 3, size, size});
-  for (size_t i = 0; i < decoded.size(); ++i) {
-    auto t = LetterboxIntoBatch(decoded[i], batch.input, static_cast<int64_t>(i));
-    // Cannot fail: the tensor was made for it and the image decoded non-empty.
-    batch.images[i].transform = t.ok() ? *t : LetterboxTransform{};
-    if (keep_images) batch.images[i].image = std::move(decoded[i]);
+  for (size_t off = 0; off < decoded.size(); off += microbatch) {
+    const size_t m = std::min(microbatch, decoded.size() - off);
+    PreparedMicroBatch mb;
+    mb.input = Tensor(DType::kFloat32, {static_cast<int64_t>(m), 3, size, size});
+    for (size_t k = 0; k < m; ++k) {
+      PreparedImage& p = images[off + k];
+      auto t = LetterboxIntoBatch(decoded[off + k], mb.input, static_cast<int64_t>(k));
+      // Cannot fail: the tensor was made for it and the image decoded non-empty.
+      p.transform = t.ok() ? *t : LetterboxTransform{};
+      if (keep_images) p.image = std::move(decoded[off + k]);
+      mb.images.push_back(std::move(p));
+    }
+    batch.micro_batches.push_back(std::move(mb));
   }
   return batch;
 }
@@ -250,22 +262,11 @@ int DetectCommand(const std::vector<std::string>& args) {
   std::thread producer([&] {
     for (size_t begin = 0; begin < n && !InterruptRequested(); begin += chunk) {
       const size_t end = std::min(n, begin + chunk);
-      PreparedBatch batch = Prepare(files, begin, end, size, annotate);
+      PreparedBatch batch = Prepare(files, begin, end, size, mb, annotate);
       for (const std::string& w : batch.warnings) std::cerr << "warning: " << w << "\n";
       skipped += static_cast<int64_t>(batch.warnings.size());
-      const size_t count = batch.images.size();
-      for (size_t off = 0; off < count; off += mb) {
-        const size_t m = std::min(mb, count - off);
-        Tensor input = batch.input;
-        if (m < count) {
-          const size_t image_elems = static_cast<size_t>(3 * size * size);
-          input = Tensor(DType::kFloat32, {static_cast<int64_t>(m), 3, size, size});
-          std::memcpy(input.data<float>(), batch.input.data<float>() + off * image_elems,
-                      m * image_elems * sizeof(float));
-        }
-        std::vector<PreparedImage> images;
-        for (size_t i = off; i < off + m; ++i) images.push_back(std::move(batch.images[i]));
-        if (!tagged.Push(input, std::move(images)).ok()) {
+      for (PreparedMicroBatch& micro : batch.micro_batches) {
+        if (!tagged.Push(micro.input, std::move(micro.images)).ok()) {
           stream.CloseInput();  // the stream failed or was cancelled: Pop says why
           return;
         }

@@ -22,7 +22,6 @@
 #include <thread>
 #include <unistd.h>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -67,8 +66,6 @@ struct QueuedFrame {
   std::optional<Image> image;  // kept only for annotated video
 };
 
-// A micro-batch pushed into the pipeline and not yet popped: its tensor must stay alive (pushed
-// with share) and its frames' bookkeeping is needed to route the outputs.
 // What a pushed micro-batch carries: its frames' tags and frames (inputs released; transform,
 // timing and image kept).
 struct InFlight {
@@ -259,7 +256,6 @@ int StreamCommand(const std::vector<std::string>& args) {
       for (char& c : stem) {
         if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '.') c = '_';
       }
-      if (absl::StartsWith(s.path, "/dev/")) stem = fs::path(s.path).filename().string();
     } else {
       stem = fs::path(stem).stem().string();
     }
