@@ -110,17 +110,25 @@ bool FloatsEqual(const Tensor& t, const std::vector<float>& expected) {
 
 }  // namespace
 
-absl::StatusOr<DetectHeadInfo> FindDetectHead(const Graph& graph) {
-  if (graph.inputs().size() != 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("CUDA executor: expected one graph input, got ", graph.inputs().size()));
+absl::StatusOr<DetectHeadInfo> FindDetectHead(const Graph& graph, const Shape& image_shape) {
+  const Shape* input_shape = &image_shape;
+  if (image_shape.empty()) {
+    if (graph.inputs().size() != 1) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "CUDA executor: expected one graph input (the image batch), got ", graph.inputs().size(),
+          "; a pipeline stage must be given the model's image shape"));
+    }
+    input_shape = ShapeOf(graph, graph.inputs()[0]);
+    if (input_shape == nullptr || input_shape->size() != 4 || !IsFullyKnown(*input_shape)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "CUDA executor: graph input '", graph.inputs()[0], "' must be a bound 4-D tensor"));
+    }
+  } else if (image_shape.size() != 4 || !IsFullyKnown(image_shape)) {
+    return absl::InvalidArgumentError(absl::StrCat("CUDA executor: the image shape ",
+                                                   ShapeToString(image_shape),
+                                                   " must be a known 4-D (N, C, H, W) shape"));
   }
   if (graph.outputs().empty()) return absl::InvalidArgumentError("graph has no outputs");
-  const Shape* input_shape = ShapeOf(graph, graph.inputs()[0]);
-  if (input_shape == nullptr || input_shape->size() != 4 || !IsFullyKnown(*input_shape)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "CUDA executor: graph input '", graph.inputs()[0], "' must be a bound 4-D tensor"));
-  }
   DetectHeadInfo head;
   head.output = graph.outputs()[0];
   const Value* out = graph.FindValue(head.output);
@@ -318,41 +326,84 @@ absl::StatusOr<DetectHeadInfo> FindDetectHead(const Graph& graph) {
   return head;
 }
 
+absl::StatusOr<std::vector<std::vector<std::string>>> KeepDetectHeadInLastStage(
+    const Graph& prepared, std::vector<std::vector<std::string>> stage_nodes) {
+  if (stage_nodes.size() <= 1 || prepared.outputs().empty()) return stage_nodes;
+  const Value* out = prepared.FindValue(prepared.outputs()[0]);
+  if (out != nullptr && out->shape.size() == 4) return stage_nodes;
+  YP_ASSIGN_OR_RETURN(const DetectHeadInfo head, FindDetectHead(prepared));
+  std::set<std::string> head_names;
+  for (int index : head.nodes) head_names.insert(prepared.nodes()[index].name);
+  std::vector<std::string>& last = stage_nodes.back();
+  for (size_t s = 0; s + 1 < stage_nodes.size(); ++s) {
+    std::vector<std::string>& nodes = stage_nodes[s];
+    const size_t before = nodes.size();
+    std::vector<std::string> kept;
+    for (std::string& name : nodes) {
+      if (head_names.count(name)) {
+        last.push_back(std::move(name));
+      } else {
+        kept.push_back(std::move(name));
+      }
+    }
+    nodes = std::move(kept);
+    if (nodes.empty() && before > 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "stage ", s, " holds only nodes of the Detect head, which CUDA stages run whole in the "
+          "last stage; use fewer stages"));
+    }
+  }
+  return stage_nodes;
+}
+
 absl::StatusOr<CudaLoweringPlan> PlanCudaLowering(const Graph& graph, DType precision,
-                                                  bool concat_in_place) {
+                                                  bool concat_in_place, const Shape& image_shape) {
   if (precision != DType::kFloat16 && precision != DType::kFloat32) {
     return absl::InvalidArgumentError(absl::StrCat(
         "CUDA executor: precision must be float16 or float32, got ", DTypeName(precision)));
   }
-  if (graph.inputs().size() != 1 || graph.outputs().empty()) {
+  if (graph.inputs().empty() || graph.outputs().empty()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("CUDA executor: expected one graph input and at least one output, got ",
+        absl::StrCat("CUDA executor: expected at least one graph input and one output, got ",
                      graph.inputs().size(), " and ", graph.outputs().size()));
   }
   CudaLoweringPlan plan;
   plan.precision = precision;
-  plan.input_name = graph.inputs()[0];
-  plan.output_name = graph.outputs()[0];
   const size_t element_bytes = DTypeSize(precision);
-  const Value* in = graph.FindValue(plan.input_name);
-  const Value* out = graph.FindValue(plan.output_name);
-  if (in == nullptr || in->dtype != DType::kFloat32 || in->shape.size() != 4 ||
-      !IsFullyKnown(in->shape)) {
-    return absl::InvalidArgumentError(absl::StrCat("CUDA executor: graph input '", plan.input_name,
-                                                   "' must be a bound float32 4-D tensor"));
+  for (const std::string& name : graph.inputs()) {
+    const Value* in = graph.FindValue(name);
+    if (in == nullptr || in->dtype != DType::kFloat32 || in->shape.size() != 4 ||
+        !IsFullyKnown(in->shape)) {
+      return absl::InvalidArgumentError(absl::StrCat("CUDA executor: graph input '", name,
+                                                     "' must be a bound float32 4-D tensor"));
+    }
+    plan.inputs.push_back(CudaBoundaryTensor{name, in->shape});
   }
-  if (out == nullptr || !IsFullyKnown(out->shape)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("CUDA executor: graph output '", plan.output_name, "' has no bound shape"));
+  for (size_t o = 0; o < graph.outputs().size(); ++o) {
+    const std::string& name = graph.outputs()[o];
+    const Value* out = graph.FindValue(name);
+    if (out == nullptr || !IsFullyKnown(out->shape)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("CUDA executor: graph output '", name, "' has no bound shape"));
+    }
+    if (o > 0 && out->shape.size() != 4) {
+      return absl::UnimplementedError(absl::StrCat(
+          "CUDA executor: graph output '", name, "' is ", ShapeToString(out->shape),
+          "; only the first output may be the Detect head, the others must be 4-D activations"));
+    }
+    plan.outputs.push_back(CudaBoundaryTensor{name, out->shape});
   }
-  plan.input_shape = in->shape;
-  plan.output_shape = out->shape;
+  plan.input_name = plan.inputs[0].name;
+  plan.input_shape = plan.inputs[0].shape;
+  plan.output_name = plan.outputs[0].name;
+  plan.output_shape = plan.outputs[0].shape;
   std::set<int> skipped;
-  if (out->shape.size() != 4) {
-    YP_ASSIGN_OR_RETURN(plan.head, FindDetectHead(graph));
+  if (plan.output_shape.size() != 4) {
+    YP_ASSIGN_OR_RETURN(plan.head, FindDetectHead(graph, image_shape));
     plan.has_detect_head = true;
     skipped.insert(plan.head.nodes.begin(), plan.head.nodes.end());
   }
+  const std::set<std::string> graph_outputs(graph.outputs().begin(), graph.outputs().end());
 
   std::map<std::string, int> activation_of;
   auto add_activation = [&](const std::string& name) -> absl::StatusOr<int> {
@@ -391,12 +442,14 @@ absl::StatusOr<CudaLoweringPlan> PlanCudaLowering(const Graph& graph, DType prec
     return offset;
   };
 
-  {
+  for (size_t i = 0; i < plan.inputs.size(); ++i) {
     CudaStep step;
     step.kind = CudaStepKind::kInputToNhwc;
-    step.name = "<input>";
+    step.name = plan.inputs.size() == 1 ? std::string("<input>")
+                                        : absl::StrCat("<input ", plan.inputs[i].name, ">");
     step.op_type = "LayoutConversion";
-    YP_ASSIGN_OR_RETURN(int id, add_activation(plan.input_name));
+    step.boundary = static_cast<int>(i);
+    YP_ASSIGN_OR_RETURN(int id, add_activation(plan.inputs[i].name));
     step.outputs = {id};
     plan.steps.push_back(std::move(step));
   }
@@ -602,10 +655,12 @@ absl::StatusOr<CudaLoweringPlan> PlanCudaLowering(const Graph& graph, DType prec
     plan.steps.push_back(std::move(step));
   }
 
-  {
+  for (size_t o = 0; o < plan.outputs.size(); ++o) {
     CudaStep step;
-    step.name = "<output>";
-    if (plan.has_detect_head) {
+    step.name = plan.outputs.size() == 1 ? std::string("<output>")
+                                         : absl::StrCat("<output ", plan.outputs[o].name, ">");
+    step.boundary = static_cast<int>(o);
+    if (o == 0 && plan.has_detect_head) {
       step.kind = CudaStepKind::kDetectDecode;
       step.op_type = "DetectHead";
       for (const std::string& level : plan.head.level_tensors) {
@@ -624,10 +679,11 @@ absl::StatusOr<CudaLoweringPlan> PlanCudaLowering(const Graph& graph, DType prec
     } else {
       step.kind = CudaStepKind::kOutputToNchw;
       step.op_type = "LayoutConversion";
-      auto it = activation_of.find(plan.output_name);
+      auto it = activation_of.find(plan.outputs[o].name);
       if (it == activation_of.end()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "CUDA executor: graph output '", plan.output_name, "' is not computed by a node"));
+        return absl::InvalidArgumentError(absl::StrCat("CUDA executor: graph output '",
+                                                       plan.outputs[o].name,
+                                                       "' is neither an input nor computed"));
       }
       step.inputs = {it->second};
     }
@@ -660,7 +716,7 @@ absl::StatusOr<CudaLoweringPlan> PlanCudaLowering(const Graph& graph, DType prec
         // Only this Concat reads it (once), a convolution makes it, and it is no graph output.
         if (readers[id] != 1 || producer[id] < 0 ||
             plan.steps[producer[id]].kind != CudaStepKind::kConv ||
-            plan.activations[id].name == plan.output_name) {
+            graph_outputs.count(plan.activations[id].name)) {
           continue;
         }
         CudaActivation& part = plan.activations[id];

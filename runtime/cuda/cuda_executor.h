@@ -15,8 +15,8 @@
 // Unimplemented naming the node. Nothing is guessed: a head that does not match the expected
 // structure is rejected the same way.
 //
-// Run() copies the NCHW fp32 input through a pinned host buffer, converts it to NHWC in the
-// precision, enqueues the steps on the executor's stream and copies the output back through
+// Run() copies each NCHW fp32 input through a pinned host buffer, converts it to NHWC in the
+// precision, enqueues the steps on the executor's stream and copies the outputs back through
 // pinned memory. With use_cuda_graph, the first Run executes the steps directly (which also
 // warms up cuDNN and loads the kernels) and then captures them into a CUDA graph; later Runs
 // replay it. An executor is bound to one input shape, so one graph per executor.
@@ -36,6 +36,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "base/dtype.h"
 #include "base/tensor.h"
 #include "graph/ir.h"
@@ -68,20 +69,33 @@ struct DetectHeadInfo {
 // concatenate in order along the anchor axis, the input size is a whole multiple of every level
 // size, and any (1, 2, A) / (1, A) constant equals the anchor centres / per-anchor strides that
 // DetectDecode uses. Unimplemented, naming the output or the offending node, when the graph does
-// not match. `prepared` must have concrete shapes (graph/prepare.h) and exactly one input.
-absl::StatusOr<DetectHeadInfo> FindDetectHead(const Graph& prepared);
+// not match. `prepared` must have concrete shapes (graph/prepare.h). `image_shape`: the model's
+// image batch (N, C, H, W), which sets the strides; empty: the graph's only input (a pipeline
+// stage, whose inputs are the tensors it receives, must pass the model's).
+absl::StatusOr<DetectHeadInfo> FindDetectHead(const Graph& prepared,
+                                              const Shape& image_shape = {});
+
+// Pipeline stages on CUDA devices: the Detect head runs as one kernel (DetectDecode), so it must
+// sit whole in one stage. Returns `stage_nodes` (per stage, node names of `prepared`, a whole
+// model) with every node of the head that produces the first output moved to the last stage:
+// always a valid split, since only the head reads head values and the head reads only the level
+// tensors and constants. Unchanged when the head is already in the last stage or the first
+// output is a 4-D activation (no head); FindDetectHead's error for a non-4-D output that is not a
+// Detect head; InvalidArgument when moving the head empties an earlier stage (use fewer stages).
+absl::StatusOr<std::vector<std::vector<std::string>>> KeepDetectHeadInLastStage(
+    const Graph& prepared, std::vector<std::vector<std::string>> stage_nodes);
 
 // ---- Lowering plan (host only) -----------------------------------------------------------------
 
 enum class CudaStepKind {
-  kInputToNhwc,   // the graph input: fp32 NCHW device staging buffer -> NHWC precision
+  kInputToNhwc,   // a graph input: fp32 NCHW device staging buffer -> NHWC precision
   kConv,          // CudnnConvRunner::Forward
   kConcat,        // one CopyChannelSlice per input
   kSplit,         // one CopyChannelSlice per output
   kMaxPool,       // MaxPool2d
   kResize,        // ResizeNearest2x
-  kDetectDecode,  // the Detect head -> fp32 output buffer
-  kOutputToNchw,  // a 4-D graph output -> fp32 NCHW output buffer
+  kDetectDecode,  // the Detect head -> the first graph output's fp32 buffer
+  kOutputToNchw,  // a 4-D graph output -> its fp32 NCHW output buffer
 };
 
 // One NHWC activation in the arena.
@@ -100,6 +114,9 @@ struct CudaActivation {
 struct CudaStep {
   CudaStepKind kind = CudaStepKind::kConv;
   std::string name;          // node name ("<input>" / "<output>" for the boundary steps)
+  // kInputToNhwc: index of the graph input it converts; kDetectDecode / kOutputToNchw: index of
+  // the graph output it writes. -1 otherwise.
+  int boundary = -1;
   std::string op_type;       // node op type, or "DetectHead" / "LayoutConversion"
   std::vector<int> inputs;   // activation ids
   std::vector<int> outputs;  // activation ids
@@ -117,34 +134,54 @@ struct CudaStep {
   ops::cuda::Pool2dParams pool;
 };
 
+// A graph input or output as the host sees it: plain float32 NCHW (the Detect output: (B, 4 + nc,
+// anchors)).
+struct CudaBoundaryTensor {
+  std::string name;
+  Shape shape;
+  size_t bytes() const { return static_cast<size_t>(NumElements(shape)) * sizeof(float); }
+};
+
 struct CudaLoweringPlan {
   DType precision = DType::kFloat16;
   std::vector<CudaActivation> activations;
-  std::vector<CudaStep> steps;  // in execution order; steps[0] is kInputToNhwc
+  // In execution order: one kInputToNhwc per graph input first (graph order), then the nodes,
+  // then one kDetectDecode / kOutputToNchw per graph output (graph order).
+  std::vector<CudaStep> steps;
   size_t arena_bytes = 0;       // after reuse (a multiple of 256)
   size_t unplanned_bytes = 0;   // without reuse
   // Packed conv weights (OHWI in the precision) and fp32 biases, each 256-byte aligned.
   std::vector<uint8_t> weights;
-  Shape input_shape;   // NCHW
+  // Every graph input and output, in graph order. A whole model has one input; a pipeline
+  // stage has one per tensor it receives and one output per tensor it sends.
+  std::vector<CudaBoundaryTensor> inputs, outputs;
+  Shape input_shape;   // of the first graph input (NCHW)
   Shape output_shape;  // of the first graph output
-  std::string input_name, output_name;
+  std::string input_name, output_name;  // the first ones
   bool has_detect_head = false;
   DetectHeadInfo head;  // when has_detect_head
 };
 
-// Lowers a prepared graph for the CUDA kernels, without touching a device. `precision` is
-// kFloat16 or kFloat32 (InvalidArgument otherwise). Unimplemented("CUDA executor: node 'X'
+// Lowers a prepared graph (a whole model, or a pipeline stage's graph from graph/partition.h) for
+// the CUDA kernels, without touching a device. Every input must be a bound float32 4-D tensor;
+// every output a 4-D activation, except that a non-4-D first output must be the Detect head
+// (FindDetectHead with `image_shape`). `precision` is kFloat16 or kFloat32 (InvalidArgument
+// otherwise). Unimplemented("CUDA executor: node 'X'
 // (op Y) is not supported") for an op without a CUDA lowering, and Unimplemented naming the node
 // for unsupported attributes (asymmetric padding, ceil_mode, non-constant weights...).
 // With `concat_in_place`, convolution outputs read only by a Concat alias that Concat's channel
 // slice (see CudaActivation::alias_of).
 absl::StatusOr<CudaLoweringPlan> PlanCudaLowering(const Graph& prepared, DType precision,
-                                                  bool concat_in_place = true);
+                                                  bool concat_in_place = true,
+                                                  const Shape& image_shape = {});
 
 // ---- Executor ----------------------------------------------------------------------------------
 
 struct CudaExecutorOptions {
   int device = 0;                     // CUDA ordinal
+  // The model's image batch shape when the graph is a pipeline stage ending in the Detect head
+  // (see FindDetectHead); empty for a whole model.
+  Shape image_shape;
   DType precision = DType::kFloat16;  // of weights and activations: kFloat16 or kFloat32
   bool use_cuda_graph = true;         // replay a captured CUDA graph after the first Run
   bool concat_in_place = true;        // convolutions write into Concat slices directly
@@ -166,8 +203,13 @@ class CudaExecutor {
   CudaExecutor& operator=(const CudaExecutor&) = delete;
 
   // `host_input`: float32 with exactly plan().input_shape (plain or NHWC layout). Returns the
-  // graph's first output as a new plain float32 host tensor.
+  // graph's first output as a new plain float32 host tensor. InvalidArgument for a graph with
+  // more than one input.
   absl::StatusOr<Tensor> Run(const Tensor& host_input);
+  // Every graph input in graph order (float32, plan().inputs[i].shape, plain or NHWC layout).
+  // Returns every graph output in graph order as new plain float32 host tensors (a pipeline
+  // stage's sends).
+  absl::StatusOr<std::vector<Tensor>> RunAll(absl::Span<const Tensor> host_inputs);
 
   const CudaLoweringPlan& plan() const { return plan_; }
   const CudaExecutorOptions& options() const { return options_; }

@@ -21,10 +21,12 @@ struct CudaExecutor::State {
   DeviceArena arena;
   DeviceBuffer weights;
   DeviceBuffer workspace;
-  DeviceBuffer input_nchw;  // float32, the graph input as given
-  DeviceBuffer output;      // float32, the first graph output
-  PinnedHostBuffer pinned_input;
-  PinnedHostBuffer pinned_output;
+  // Per graph input / output (plan order), float32 NCHW as the host gives and takes them, and
+  // the pinned host buffers they are copied through.
+  std::vector<DeviceBuffer> inputs_nchw;
+  std::vector<DeviceBuffer> outputs;
+  std::vector<PinnedHostBuffer> pinned_inputs;
+  std::vector<PinnedHostBuffer> pinned_outputs;
   std::vector<void*> activation_ptrs;  // per plan activation, inside the arena
   size_t workspace_bytes = 0;
   cudaGraphExec_t graph_exec = nullptr;
@@ -82,7 +84,8 @@ absl::StatusOr<std::unique_ptr<CudaExecutor>> CudaExecutor::Create(
     const Graph& prepared, const CudaExecutorOptions& options) {
   // Host-side lowering first: its errors do not depend on having a GPU.
   YP_ASSIGN_OR_RETURN(CudaLoweringPlan plan,
-                      PlanCudaLowering(prepared, options.precision, options.concat_in_place));
+                      PlanCudaLowering(prepared, options.precision, options.concat_in_place,
+                                       options.image_shape));
   ScopedCudaDevice scope(options.device);
   YP_RETURN_IF_ERROR(scope.status());
 
@@ -115,12 +118,18 @@ absl::StatusOr<std::unique_ptr<CudaExecutor>> CudaExecutor::Create(
     st.workspace_bytes = std::max(st.workspace_bytes, *bytes);
   }
   YP_ASSIGN_OR_RETURN(st.workspace, DeviceBuffer::Allocate(st.workspace_bytes, options.device));
-  const size_t input_bytes = static_cast<size_t>(NumElements(p.input_shape)) * sizeof(float);
-  const size_t output_bytes = static_cast<size_t>(NumElements(p.output_shape)) * sizeof(float);
-  YP_ASSIGN_OR_RETURN(st.input_nchw, DeviceBuffer::Allocate(input_bytes, options.device));
-  YP_ASSIGN_OR_RETURN(st.output, DeviceBuffer::Allocate(output_bytes, options.device));
-  YP_ASSIGN_OR_RETURN(st.pinned_input, PinnedHostBuffer::Allocate(input_bytes));
-  YP_ASSIGN_OR_RETURN(st.pinned_output, PinnedHostBuffer::Allocate(output_bytes));
+  for (const CudaBoundaryTensor& in : p.inputs) {
+    YP_ASSIGN_OR_RETURN(DeviceBuffer device, DeviceBuffer::Allocate(in.bytes(), options.device));
+    YP_ASSIGN_OR_RETURN(PinnedHostBuffer pinned, PinnedHostBuffer::Allocate(in.bytes()));
+    st.inputs_nchw.push_back(std::move(device));
+    st.pinned_inputs.push_back(std::move(pinned));
+  }
+  for (const CudaBoundaryTensor& out : p.outputs) {
+    YP_ASSIGN_OR_RETURN(DeviceBuffer device, DeviceBuffer::Allocate(out.bytes(), options.device));
+    YP_ASSIGN_OR_RETURN(PinnedHostBuffer pinned, PinnedHostBuffer::Allocate(out.bytes()));
+    st.outputs.push_back(std::move(device));
+    st.pinned_outputs.push_back(std::move(pinned));
+  }
   return ex;
 }
 
@@ -134,7 +143,8 @@ absl::Status CudaExecutor::EnqueueSteps() {
     absl::Status status;
     switch (step.kind) {
       case CudaStepKind::kInputToNhwc:
-        status = ops::cuda::NchwFloatToNhwc(static_cast<const float*>(st.input_nchw.data()),
+        status = ops::cuda::NchwFloatToNhwc(
+            static_cast<const float*>(st.inputs_nchw[step.boundary].data()),
                                             p.activations[step.outputs[0]].shape, dtype,
                                             ptrs[step.outputs[0]], stream);
         break;
@@ -197,13 +207,15 @@ absl::Status CudaExecutor::EnqueueSteps() {
           levels.push_back(level);
         }
         status = ops::cuda::DetectDecode(dtype, levels, p.head.batch, p.head.num_classes,
-                                         static_cast<float*>(st.output.data()), stream);
+                                         static_cast<float*>(st.outputs[step.boundary].data()),
+                                         stream);
         break;
       }
       case CudaStepKind::kOutputToNchw:
         status = ops::cuda::NhwcToNchwFloat(dtype, ptrs[step.inputs[0]],
                                             p.activations[step.inputs[0]].shape,
-                                            static_cast<float*>(st.output.data()), stream);
+                                            static_cast<float*>(st.outputs[step.boundary].data()),
+                                            stream);
         break;
     }
     YP_RETURN_IF_ERROR(WithStep(step, status));
@@ -212,31 +224,52 @@ absl::Status CudaExecutor::EnqueueSteps() {
 }
 
 absl::StatusOr<Tensor> CudaExecutor::Run(const Tensor& host_input) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (!host_input.defined() || host_input.dtype() != DType::kFloat32 ||
-      host_input.shape() != plan_.input_shape) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("CUDA executor: input '", plan_.input_name, "' must be float32",
-                     ShapeToString(plan_.input_shape), ", got ",
-                     host_input.defined() ? host_input.DebugString() : std::string("nothing")));
+  if (plan_.inputs.size() != 1) {
+    return absl::InvalidArgumentError(absl::StrCat("CUDA executor: the graph has ",
+                                                   plan_.inputs.size(),
+                                                   " inputs; use RunAll"));
   }
-  YP_ASSIGN_OR_RETURN(const Tensor plain, host_input.ToLayout(Layout::kPlain));
+  YP_ASSIGN_OR_RETURN(std::vector<Tensor> outputs, RunAll({host_input}));
+  return std::move(outputs[0]);
+}
+
+absl::StatusOr<std::vector<Tensor>> CudaExecutor::RunAll(absl::Span<const Tensor> host_inputs) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const CudaLoweringPlan& p = plan_;
+  if (host_inputs.size() != p.inputs.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("CUDA executor: expected ", p.inputs.size(),
+                                                   " inputs, got ", host_inputs.size()));
+  }
+  State& st = *state_;
+  for (size_t i = 0; i < host_inputs.size(); ++i) {
+    const Tensor& given = host_inputs[i];
+    if (!given.defined() || given.dtype() != DType::kFloat32 ||
+        given.shape() != p.inputs[i].shape) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "CUDA executor: input '", p.inputs[i].name, "' must be float32",
+          ShapeToString(p.inputs[i].shape), ", got ",
+          given.defined() ? given.DebugString() : std::string("nothing")));
+    }
+    YP_ASSIGN_OR_RETURN(const Tensor plain, given.ToLayout(Layout::kPlain));
+    std::memcpy(st.pinned_inputs[i].data(), plain.raw_data(), plain.bytes());
+  }
   ScopedCudaDevice scope(options_.device);
   YP_RETURN_IF_ERROR(scope.status());
-  State& st = *state_;
-  std::memcpy(st.pinned_input.data(), plain.raw_data(), plain.bytes());
-  const size_t output_bytes = st.output.size_bytes();
   const absl::Status ran = [&]() -> absl::Status {
-    YP_RETURN_IF_ERROR(CopyHostToDeviceAsync(st.input_nchw.data(), st.pinned_input.data(),
-                                             plain.bytes(), st.stream));
+    for (size_t i = 0; i < p.inputs.size(); ++i) {
+      YP_RETURN_IF_ERROR(CopyHostToDeviceAsync(st.inputs_nchw[i].data(), st.pinned_inputs[i].data(),
+                                               p.inputs[i].bytes(), st.stream));
+    }
     if (st.graph_exec != nullptr) {
       YP_CUDA_RETURN_IF_ERROR(
           cudaGraphLaunch(st.graph_exec, static_cast<cudaStream_t>(st.stream.handle())));
     } else {
       YP_RETURN_IF_ERROR(EnqueueSteps());
     }
-    YP_RETURN_IF_ERROR(
-        CopyDeviceToHostAsync(st.pinned_output.data(), st.output.data(), output_bytes, st.stream));
+    for (size_t o = 0; o < p.outputs.size(); ++o) {
+      YP_RETURN_IF_ERROR(CopyDeviceToHostAsync(st.pinned_outputs[o].data(), st.outputs[o].data(),
+                                               p.outputs[o].bytes(), st.stream));
+    }
     return st.stream.Synchronize();
   }();
   if (!ran.ok()) {
@@ -244,8 +277,12 @@ absl::StatusOr<Tensor> CudaExecutor::Run(const Tensor& host_input) {
     (void)st.stream.Synchronize();
     return ran;
   }
-  Tensor result(DType::kFloat32, plan_.output_shape);
-  std::memcpy(result.raw_data(), st.pinned_output.data(), output_bytes);
+  std::vector<Tensor> results;
+  for (size_t o = 0; o < p.outputs.size(); ++o) {
+    Tensor result(DType::kFloat32, p.outputs[o].shape);
+    std::memcpy(result.raw_data(), st.pinned_outputs[o].data(), p.outputs[o].bytes());
+    results.push_back(std::move(result));
+  }
 
   // After a successful direct run (cuDNN initialised, kernels loaded), capture the same steps
   // once; later runs replay them. Capture records work without executing it.
@@ -270,7 +307,7 @@ absl::StatusOr<Tensor> CudaExecutor::Run(const Tensor& host_input) {
     YP_CUDA_RETURN_IF_ERROR(instantiated);
     st.graph_exec = exec;
   }
-  return result;
+  return results;
 }
 
 }  // namespace yolopipe

@@ -19,6 +19,11 @@ absl::StatusOr<Tensor> CudaExecutor::Run(const Tensor& /*host_input*/) {
   return ops::cuda::NotBuiltWithCudaError("CudaExecutor::Run");
 }
 
+absl::StatusOr<std::vector<Tensor>> CudaExecutor::RunAll(
+    absl::Span<const Tensor> /*host_inputs*/) {
+  return ops::cuda::NotBuiltWithCudaError("CudaExecutor::RunAll");
+}
+
 size_t CudaExecutor::workspace_bytes() const { return 0; }
 bool CudaExecutor::graph_captured() const { return false; }
 

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
+#include "graph/partition.h"
 #include "graph/prepare.h"
 #include "gtest/gtest.h"
 #include "ops/cuda/cuda_status.h"
@@ -393,6 +394,105 @@ TEST(PlanCudaLoweringTest, OnnxFixturePlans) {
   EXPECT_TRUE(plan->has_detect_head);
   EXPECT_EQ(plan->steps.back().kind, CudaStepKind::kDetectDecode);
   ExpectValidArena(*plan);
+}
+
+// ---- Pipeline stages ---------------------------------------------------------------------------
+
+// `prepared`'s nodes (topological order) in contiguous chunks: stage s ends before node ends[s].
+std::vector<std::vector<std::string>> ContiguousStages(const Graph& prepared,
+                                                       const std::vector<size_t>& ends) {
+  std::vector<std::vector<std::string>> stages;
+  size_t begin = 0;
+  for (size_t end : ends) {
+    stages.emplace_back();
+    for (size_t i = begin; i < end; ++i) stages.back().push_back(prepared.nodes()[i].name);
+    begin = end;
+  }
+  return stages;
+}
+
+std::vector<std::string> Names(const CudaLoweringPlan& plan, bool inputs) {
+  std::vector<std::string> names;
+  for (const CudaBoundaryTensor& t : inputs ? plan.inputs : plan.outputs) names.push_back(t.name);
+  return names;
+}
+
+// Every stage of splits into 2, 3 and 4 stages (one of them cutting inside the Detect head, which
+// KeepDetectHeadInLastStage then moves whole to the last stage) lowers: one input conversion per
+// received tensor, one output per sent tensor, in the partition's order; the last stage decodes
+// the head with the strides of the model's input, not of its own inputs.
+TEST(PlanCudaLoweringTest, EveryStageOfSplitsLowers) {
+  const Graph graph = PreparedBuiltin("yolov8n", 64, 2);
+  ASSERT_FALSE(graph.nodes().empty());
+  const size_t n = graph.nodes().size();
+  absl::StatusOr<DetectHeadInfo> whole_head = FindDetectHead(graph);
+  ASSERT_TRUE(whole_head.ok()) << whole_head.status();
+  const std::set<std::string> head_names = NodeNames(graph, whole_head->nodes);
+  const std::vector<std::vector<size_t>> splits = {
+      {n / 2, n}, {n / 3, 2 * n / 3, n}, {n / 4, n / 2, 3 * n / 4, n}, {n / 2, n - 3, n}};
+  for (const std::vector<size_t>& ends : splits) {
+    SCOPED_TRACE(absl::StrCat(ends.size(), " stages ending at ", ends[0], ", ", ends[1]));
+    std::vector<std::vector<std::string>> stages = ContiguousStages(graph, ends);
+    absl::StatusOr<std::vector<std::vector<std::string>>> kept =
+        KeepDetectHeadInLastStage(graph, stages);
+    ASSERT_TRUE(kept.ok()) << kept.status();
+    for (size_t s = 0; s + 1 < kept->size(); ++s) {
+      for (const std::string& name : (*kept)[s]) EXPECT_FALSE(head_names.count(name)) << name;
+    }
+    size_t total = 0;
+    for (const auto& nodes : *kept) total += nodes.size();
+    EXPECT_EQ(total, n);
+    absl::StatusOr<std::vector<StageGraph>> parts = PartitionGraph(graph, *kept);
+    ASSERT_TRUE(parts.ok()) << parts.status();
+    for (const StageGraph& stage : *parts) {
+      SCOPED_TRACE(absl::StrCat("stage ", stage.stage));
+      absl::StatusOr<CudaLoweringPlan> plan =
+          PlanCudaLowering(stage.graph, DType::kFloat16, true, Shape{2, 3, 64, 64});
+      ASSERT_TRUE(plan.ok()) << plan.status();
+      std::vector<std::string> receives, sends;
+      for (const auto& r : stage.receives) receives.push_back(r.tensor);
+      for (const auto& s : stage.sends) sends.push_back(s.tensor);
+      EXPECT_EQ(Names(*plan, true), receives);
+      EXPECT_EQ(Names(*plan, false), sends);
+      for (size_t i = 0; i < receives.size(); ++i) {
+        EXPECT_EQ(plan->steps[i].kind, CudaStepKind::kInputToNhwc);
+        EXPECT_EQ(plan->steps[i].boundary, static_cast<int>(i));
+      }
+      for (size_t o = 0; o < sends.size(); ++o) {
+        const CudaStep& step = plan->steps[plan->steps.size() - sends.size() + o];
+        EXPECT_EQ(step.boundary, static_cast<int>(o));
+        EXPECT_EQ(plan->outputs[o].shape, stage.graph.FindValue(sends[o])->shape);
+      }
+      const bool last = stage.stage + 1 == static_cast<int>(parts->size());
+      EXPECT_EQ(plan->has_detect_head, last);
+      if (last) {
+        EXPECT_THAT(plan->head.strides, ElementsAre(8, 16, 32));
+        EXPECT_EQ(plan->steps.back().kind, CudaStepKind::kDetectDecode);
+      }
+      ExpectValidArena(*plan);
+    }
+  }
+}
+
+TEST(PlanCudaLoweringTest, StageWithDetectHeadNeedsTheImageShape) {
+  const Graph graph = PreparedBuiltin("yolov8n", 64);
+  const size_t n = graph.nodes().size();
+  absl::StatusOr<std::vector<StageGraph>> parts =
+      PartitionGraph(graph, ContiguousStages(graph, {n / 2, n}));
+  ASSERT_TRUE(parts.ok()) << parts.status();
+  absl::StatusOr<CudaLoweringPlan> plan = PlanCudaLowering((*parts)[1].graph, DType::kFloat32);
+  EXPECT_EQ(plan.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(plan.status().message(), HasSubstr("image shape"));
+}
+
+TEST(PlanCudaLoweringTest, KeepDetectHeadRefusesToEmptyAStage) {
+  const Graph graph = PreparedBuiltin("yolov8n", 64);
+  const size_t n = graph.nodes().size();
+  // The second of three stages holds only the last few nodes before the last one: head nodes.
+  absl::StatusOr<std::vector<std::vector<std::string>>> kept =
+      KeepDetectHeadInLastStage(graph, ContiguousStages(graph, {n - 4, n - 1, n}));
+  EXPECT_EQ(kept.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(kept.status().message(), HasSubstr("use fewer stages"));
 }
 
 TEST(PlanCudaLoweringTest, RejectsPrecision) {
