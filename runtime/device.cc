@@ -5,7 +5,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <set>
 
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
@@ -85,14 +84,12 @@ absl::StatusOr<std::vector<DeviceSpec>> ParseDevices(const std::string& text,
     return devices;
   }
   if (spec == "cuda" || absl::StartsWith(spec, "cuda:")) {
-    std::set<int> seen;
     const std::string list = spec == "cuda" ? "0" : spec.substr(5);
     for (absl::string_view part : absl::StrSplit(list, ',')) {
       int ordinal;
       if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(part), &ordinal) || ordinal < 0) {
         return usage(absl::StrCat("'", part, "' is not a GPU ordinal"));
       }
-      if (!seen.insert(ordinal).second) return usage(absl::StrCat("cuda:", ordinal, " repeated"));
       DeviceSpec d;
       d.kind = DeviceKind::kCuda;
       d.index = ordinal;

@@ -37,7 +37,8 @@ void PinCurrentThread(const DeviceSpec& device);
 
 // Parses "cpu" (one device, all cores), "cpu:K" (K devices splitting the cores as evenly as
 // possible; K may exceed the core count, then devices share cores), "cuda" (= cuda:0) and
-// "cuda:0,1,...". `threads_per_device` > 0 overrides the thread count of CPU devices.
+// "cuda:0,1,..." (a GPU may be listed more than once: each listing is one device of the run, and
+// stages on the same GPU share it). `threads_per_device` > 0 overrides the thread count of CPU devices.
 absl::StatusOr<std::vector<DeviceSpec>> ParseDevices(const std::string& text,
                                                      int threads_per_device = 0);
 

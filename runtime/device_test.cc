@@ -54,6 +54,16 @@ TEST(DeviceTest, CudaList) {
   EXPECT_EQ((*devices)[1].index, 2);
 }
 
+// A GPU listed twice holds two stages (a pipeline tried out on one GPU).
+TEST(DeviceTest, CudaListMayRepeatAGpu) {
+  auto devices = ParseDevices("cuda:0,0,1");
+  ASSERT_TRUE(devices.ok()) << devices.status();
+  ASSERT_EQ(devices->size(), 3u);
+  EXPECT_EQ((*devices)[0].index, 0);
+  EXPECT_EQ((*devices)[1].index, 0);
+  EXPECT_EQ((*devices)[2].index, 1);
+}
+
 // Pinning maps a device's cores onto the process's allowed CPUs, and a pinned thread does not
 // shrink what later devices see (AllowedCpus is captured once).
 TEST(DeviceTest, PinningUsesTheAllowedCpus) {
@@ -78,7 +88,7 @@ TEST(DeviceTest, PinningUsesTheAllowedCpus) {
 }
 
 TEST(DeviceTest, RejectsMalformed) {
-  for (const char* bad : {"gpu:1", "cpu:0", "cpu:x", "cuda:0,0", "cuda:-1", "cuda:a", ""}) {
+  for (const char* bad : {"gpu:1", "cpu:0", "cpu:x", "cuda:-1", "cuda:a", ""}) {
     auto r = ParseDevices(bad);
     EXPECT_FALSE(r.ok()) << bad;
     if (!r.ok()) {

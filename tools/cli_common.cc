@@ -198,7 +198,12 @@ std::string DetectionsJsonArray(const std::vector<Detection>& detections,
 }
 
 void AddPipelineFlags(FlagSet& flags, const std::string& microbatch_help) {
-  flags.AddString("devices", "cpu", "cpu, cpu:K (K CPU devices splitting the cores)");
+  flags.AddString("devices", "cpu",
+                  "cpu, cpu:K (K CPU devices splitting the cores), cuda:0,1,... (GPUs; one may "
+                  "be listed twice to hold two stages)");
+  flags.AddString("precision", "fp16", "cuda devices: fp16 or fp32 weights and activations");
+  flags.AddBool("cuda_graph", true,
+                "cuda devices: replay each stage as a captured CUDA graph (off: --cuda_graph=false)");
   flags.AddString("mode", "single", "single, pipeline, data or hybrid (DESIGN.md)");
   flags.AddInt("stages", 0, "pipeline/hybrid: stages K (0: the plan's, or devices / replicas)");
   flags.AddInt("replicas", 1, "hybrid: replicas R of the K-stage pipeline (devices = R*K)");
@@ -222,6 +227,11 @@ absl::StatusOr<PipelineFlags> ParsePipelineFlags(const FlagSet& flags) {
       ParseDevices(flags.GetString("devices"), static_cast<int>(flags.GetInt("threads")));
   if (!devices.ok()) return devices.status();
   parsed.devices = *std::move(devices);
+  const std::string precision = flags.GetString("precision");
+  if (precision != "fp16" && precision != "fp32") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--precision must be fp16 or fp32, got '", precision, "'"));
+  }
   return parsed;
 }
 
@@ -234,6 +244,9 @@ absl::StatusOr<PipelineOptions> PipelineOptionsFromFlags(const FlagSet& flags,
   options.devices = parsed.devices;
   options.stages = static_cast<int>(flags.GetInt("stages"));
   options.replicas = static_cast<int>(flags.GetInt("replicas"));
+  options.cuda_precision =
+      flags.GetString("precision") == "fp32" ? DType::kFloat32 : DType::kFloat16;
+  options.cuda_graph = flags.GetBool("cuda_graph");
   if (!flags.GetString("plan").empty()) {
     if (absl::Status s = ReadArtifact(flags.GetString("plan"), plan); !s.ok()) return s;
     options.plan = plan;

@@ -207,10 +207,12 @@ int RunCommand(const std::vector<std::string>& args) {
     std::cerr << "error: " << run_flags.status().message() << "\n";
     return kExitUsage;
   }
-  // `single` without micro-batching or a trace keeps the plain Session path (and --kernels,
-  // --top_steps); everything else runs through runtime/pipeline.
+  // `single` on a CPU device without micro-batching or a trace keeps the plain Session path (and
+  // --kernels, --top_steps); everything else, CUDA devices included, runs through
+  // runtime/pipeline.
   const bool pipelined = run_flags->mode != Mode::kSingle || flags.GetInt("microbatch") > 0 ||
-                         !flags.GetString("trace").empty() || flags.GetInt("stream") > 0;
+                         !flags.GetString("trace").empty() || flags.GetInt("stream") > 0 ||
+                         run_flags->devices[0].kind == DeviceKind::kCuda;
   if (flags.GetInt("stream") < 0) {
     std::cerr << "error: --stream must be >= 0\n";
     return kExitUsage;

@@ -15,6 +15,7 @@
 #include "ops/cuda/cuda_status.h"
 #include "ops/cuda/half.h"
 #include "runtime/cuda/cuda_probe.h"
+#include "runtime/cuda/detection_tolerance.h"
 #include "runtime/device.h"
 #include "runtime/model.h"
 #include "runtime/session.h"
@@ -24,6 +25,10 @@ namespace {
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using gpu_testing::ExpectDetectionsNear;
+using gpu_testing::kFloat16Tolerance;
+using gpu_testing::kFloat32Tolerance;
+using gpu_testing::Tolerance;
 
 Graph PreparedBuiltin(const std::string& name, int64_t imgsz, int64_t batch = 1) {
   BuiltinModelOptions options;
@@ -609,46 +614,6 @@ TEST(PlanCudaLoweringTest, RejectsMaxPoolCeilMode) {
 }
 
 // ---- Executor on a GPU -------------------------------------------------------------------------
-
-// Tolerances of the GPU result against the CPU Session (float32 reference). fp16 activations
-// and weights through ~70 layers: boxes within half a pixel, scores within 2e-3.
-struct Tolerance {
-  double box_relative;  // boxes: |got - want| <= box_relative * max(1, |want|) + box_abs
-  double box_abs;
-  double score_abs;
-};
-constexpr Tolerance kFloat32Tolerance = {1e-3, 0.0, 1e-4};
-constexpr Tolerance kFloat16Tolerance = {0.0, 0.5, 2e-3};
-
-// Counts elements outside the tolerance; reports the worst ones.
-void ExpectDetectionsNear(const Tensor& got, const Tensor& want, const Tolerance& tol) {
-  ASSERT_EQ(got.shape(), want.shape());
-  ASSERT_EQ(got.shape().size(), 3u);
-  const int64_t batch = got.shape()[0], rows = got.shape()[1], anchors = got.shape()[2];
-  const float* g = got.data<float>();
-  const float* w = want.data<float>();
-  int64_t bad = 0;
-  double worst_box = 0.0, worst_score = 0.0;
-  for (int64_t b = 0; b < batch; ++b) {
-    for (int64_t r = 0; r < rows; ++r) {
-      for (int64_t a = 0; a < anchors; ++a) {
-        const int64_t i = (b * rows + r) * anchors + a;
-        const double diff = std::fabs(static_cast<double>(g[i]) - w[i]);
-        if (!std::isfinite(g[i])) ++bad;
-        if (r < 4) {
-          worst_box = std::max(worst_box, diff);
-          if (diff >
-              tol.box_relative * std::max(1.0, std::fabs(static_cast<double>(w[i]))) + tol.box_abs)
-            ++bad;
-        } else {
-          worst_score = std::max(worst_score, diff);
-          if (diff > tol.score_abs) ++bad;
-        }
-      }
-    }
-  }
-  EXPECT_EQ(bad, 0) << "worst box error " << worst_box << " px, worst score error " << worst_score;
-}
 
 struct EndToEndCase {
   std::string model;

@@ -21,9 +21,12 @@
 #include "graph/prepare.h"
 #include "runtime/comm/local_communicator.h"
 #include "runtime/comm/mpi_communicator.h"
+#include "runtime/cuda/cuda_executor.h"
+#include "runtime/cuda/cuda_probe.h"
 #include "runtime/pipeline/handoff_queue.h"
 #include "runtime/planner/plan_check.h"
 #include "runtime/planner/planner.h"
+#include "runtime/planner/synthetic_profile.h"
 #include "runtime/profiler/profiler.h"
 
 namespace yolopipe {
@@ -70,6 +73,27 @@ absl::StatusOr<proto::Plan> MakeQuickPlan(const Model& model, int64_t imgsz,
                                           const std::vector<DeviceSpec>& devices, int microbatch,
                                           int stages, int replicas, int batch) {
   if (devices.empty()) return absl::InvalidArgumentError("MakeQuickPlan needs a device");
+  PlannerOptions plopts;
+  plopts.num_stages = stages;
+  plopts.replicas = replicas;
+  plopts.batch = batch;
+  plopts.microbatch_candidates = {microbatch};
+  if (devices[0].kind == DeviceKind::kCuda) {
+    // No per-layer profiler on CUDA devices yet: a roofline estimate (see the header).
+    YP_ASSIGN_OR_RETURN(Shape shape, InputShapeFor(model, 1, imgsz));
+    YP_ASSIGN_OR_RETURN(Graph prepared, PrepareForExecution(model.graph, shape));
+    SyntheticProfileOptions so;
+    so.model = model.source;
+    so.fingerprint = ModelFingerprint(model.graph);
+    so.microbatch_sizes = {microbatch};
+    so.conv_gflops = kQuickPlanCudaTflops * 1e3;
+    so.memory_gbps = kQuickPlanCudaGbps;
+    so.node_overhead_ms = kQuickPlanCudaNodeUs * 1e-3;
+    so.device_kind = "cuda";
+    YP_ASSIGN_OR_RETURN(proto::Profile profile, SyntheticProfileFromGraph(prepared, so));
+    profile.mutable_device()->set_name(devices[0].ToString());
+    return PlanPipeline(profile, plopts);
+  }
   ProfilerOptions popts;
   popts.microbatch_sizes = {microbatch};
   popts.repeats = 2;
@@ -77,11 +101,6 @@ absl::StatusOr<proto::Plan> MakeQuickPlan(const Model& model, int64_t imgsz,
   popts.device = devices[0];
   popts.load_devices.assign(devices.begin() + 1, devices.end());
   YP_ASSIGN_OR_RETURN(proto::Profile profile, ProfileModel(model, imgsz, popts));
-  PlannerOptions plopts;
-  plopts.num_stages = stages;
-  plopts.replicas = replicas;
-  plopts.batch = batch;
-  plopts.microbatch_candidates = {microbatch};
   return PlanPipeline(profile, plopts);
 }
 
@@ -106,11 +125,21 @@ absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(const Model& model, i
   if (options.devices.empty()) return absl::InvalidArgumentError("no devices given");
   const int world_size = options.mpi != nullptr ? options.mpi->size() : 1;
   const int world_rank = options.mpi != nullptr ? options.mpi->rank() : 0;
+  bool any_cuda = false;
   for (const DeviceSpec& d : options.devices) {
-    if (d.kind != DeviceKind::kCpu) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("the pipeline runs on CPU devices only for now, got ", d.ToString()));
+    if (d.kind != DeviceKind::kCuda) continue;
+    any_cuda = true;
+    // "no CUDA devices: ..." without a GPU, a driver or a CUDA build.
+    YP_ASSIGN_OR_RETURN(const std::vector<CudaDeviceInfo> gpus, ListCudaDevices());
+    if (d.index < 0 || d.index >= static_cast<int>(gpus.size())) {
+      return absl::InvalidArgumentError(absl::StrCat(d.ToString(), " does not exist: ",
+                                                     gpus.size(), " CUDA device(s) visible"));
     }
+  }
+  if (any_cuda && options.cuda_precision != DType::kFloat16 &&
+      options.cuda_precision != DType::kFloat32) {
+    return absl::InvalidArgumentError(absl::StrCat("cuda_precision must be float16 or float32, got ",
+                                                   DTypeName(options.cuda_precision)));
   }
   if (options.microbatch < 1) {
     return absl::InvalidArgumentError(
@@ -244,6 +273,12 @@ absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(const Model& model, i
       const auto& nodes = plan->stages(s).nodes();
       p->stage_nodes_.emplace_back(nodes.begin(), nodes.end());
     }
+    // CUDA stages decode the Detect head in one kernel: it goes whole to the last stage. Every
+    // rank sees the same devices, so every rank moves the same nodes.
+    if (any_cuda) {
+      YP_ASSIGN_OR_RETURN(p->stage_nodes_,
+                          KeepDetectHeadInLastStage(prepared, std::move(p->stage_nodes_)));
+    }
   }
   YP_ASSIGN_OR_RETURN(std::vector<StageGraph> stage_graphs,
                       PartitionGraph(prepared, p->stage_nodes_));
@@ -261,7 +296,21 @@ absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(const Model& model, i
         stage.local = d == world_rank;
         stage.device = options.devices[options.mpi->local_rank() % num_devices];
       }
-      if (stage.local) {
+      if (stage.local && stage.device.kind == DeviceKind::kCuda) {
+        CudaExecutorOptions co;
+        co.device = stage.device.index;
+        co.precision = options.cuda_precision;
+        co.use_cuda_graph = options.cuda_graph;
+        co.image_shape = p->mb_shape_;
+        auto created = CudaExecutor::Create(stage.graph.graph, co);
+        if (!created.ok()) {
+          return absl::Status(created.status().code(),
+                              absl::StrCat("replica ", r, " stage ", s, " on ",
+                                           stage.device.ToString(), ": ",
+                                           created.status().message()));
+        }
+        stage.cuda_executor = *std::move(created);
+      } else if (stage.local) {
         ExecutorOptions eo;
         eo.backend = ops::Backend::kCpu;
         eo.num_threads = std::max(1, stage.device.num_threads);
@@ -506,7 +555,8 @@ void StreamState::Compute(int r, int s) {
       } else {
         computing.fetch_add(1);
         try {
-          outputs = stage.executor->Run(inputs);
+          outputs = stage.cuda_executor != nullptr ? stage.cuda_executor->RunAll(inputs)
+                                                   : stage.executor->Run(inputs);
         } catch (...) {
           computing.fetch_sub(1);
           throw;
@@ -990,7 +1040,15 @@ absl::StatusOr<std::unique_ptr<PipelineStream>> Pipeline::OpenStream(TraceWriter
           run->send_groups[topology_.RankOfStage(t)].push_back(static_cast<int>(i));
         }
       }
-      if (stage.local) {
+      if (stage.cuda_executor != nullptr) {
+        const CudaLoweringPlan& cp = stage.cuda_executor->plan();
+        int64_t boundary = 0;
+        for (const CudaBoundaryTensor& t : cp.inputs) boundary += 2 * t.bytes();  // device + pinned
+        for (const CudaBoundaryTensor& t : cp.outputs) boundary += 2 * t.bytes();
+        run->fixed_bytes = static_cast<int64_t>(cp.weights.size() + cp.arena_bytes +
+                                                stage.cuda_executor->workspace_bytes()) +
+                           boundary + slot_bytes;
+      } else if (stage.local) {
         run->fixed_bytes = static_cast<int64_t>(stage.executor->weight_bytes() +
                                                 stage.executor->arena_bytes() +
                                                 stage.executor->workspace_bytes()) +

@@ -1,5 +1,5 @@
-// Pipeline: runs a model in one of the four modes of DESIGN.md ("Modes of running") on CPU devices
-// in one process: `single`, `pipeline` (K stages on K devices, micro-batches streaming through),
+// Pipeline: runs a model in one of the four modes of DESIGN.md ("Modes of running") on CPU and
+// CUDA devices, in one process or one stage per MPI rank: `single`, `pipeline` (K stages on K devices, micro-batches streaming through),
 // `data` (every device holds the whole model and takes a share of the micro-batches) and `hybrid`
 // (R replicas of a K-stage pipeline on R*K devices).
 //
@@ -8,7 +8,11 @@
 //   pipeline = R 1, K;               hybrid = R, K (replica r, stage s on device r*K + s).
 // Each stage is an Executor (kCpu, the device's thread count) on its StageGraph from PartitionGraph
 // (graph/partition.h) of the model prepared for one micro-batch (K = 1: the whole prepared graph, as
-// Session runs it). Each replica has its own LocalFabric (rendezvous mode: one real copy, straight
+// Session runs it); on a CUDA device, a CudaExecutor (runtime/cuda/cuda_executor.h) on the same
+// StageGraph, whose tensors enter and leave as float32 host tensors (through pinned buffers), so
+// CPU and CUDA stages mix freely and every transport carries them. With a CUDA device among the
+// devices, the Detect head moves whole to the last stage (KeepDetectHeadInLastStage), since the
+// CUDA executor decodes it in one kernel. Each replica has its own LocalFabric (rendezvous mode: one real copy, straight
 // into the receiver's buffer) of K + 1 endpoints: ranks 0..K-1 are the stages, rank K is the host.
 //
 // Streams: all work flows through a PipelineStream (OpenStream). Push sends each micro-batch's
@@ -36,9 +40,11 @@
 // match the model's fingerprint (CheckPlanMatchesModel) and be valid (ValidatePlan); the stage node
 // lists are those of replica 0 (plan.stages(0..K-1).nodes). Hybrid uses the same rules.
 //
-// Outputs: every mode returns the same bytes as `single` with the same micro-batch size for the
-// same input (same kernels, same micro-batch shape, each image computed independently): checked
-// bitwise by pipeline_test.
+// Outputs: on CPU devices every mode returns the same bytes as `single` with the same micro-batch
+// size for the same input (same kernels, same micro-batch shape, each image computed
+// independently): checked bitwise by pipeline_test. CUDA stages agree with the CPU within the
+// precision's tolerance (fp16 activations are rounded again at each stage boundary, which is
+// exact: fp16 -> fp32 -> fp16 loses nothing).
 //
 // Failures: a stage's error (kernel failure, injected fault) aborts the stream: every blocked
 // Send/Recv, Push and Pop wakes, and Pop/Finish/Run return the first error prefixed with
@@ -68,6 +74,7 @@
 #include "graph/partition.h"
 #include "runtime/device.h"
 #include "runtime/comm/mpi_communicator.h"
+#include "runtime/cuda/cuda_executor.h"
 #include "runtime/executor.h"
 #include "runtime/pipeline/topology.h"
 #include "runtime/model.h"
@@ -86,16 +93,27 @@ const char* ModeName(Mode mode);
 // `microbatch` images on devices[0] while the other devices run the model as background load
 // (ProfilerOptions::load_devices: the contention of stages side by side), warmup 1, repeats 2;
 // split by PlanPipeline into `stages` stages x `replicas` replicas for a batch of `batch` images,
-// with micro-batch `microbatch`.
+// with micro-batch `microbatch`. CUDA devices have no per-layer profiler yet: when devices[0] is
+// one, the profile is a roofline estimate (runtime/planner/synthetic_profile.h) with the rates
+// below, which balances stages by FLOPs and bytes rather than by measured time.
+inline constexpr double kQuickPlanCudaTflops = 300;  // fp16 tensor-core convolutions
+inline constexpr double kQuickPlanCudaGbps = 2500;   // HBM, data-movement ops
+inline constexpr double kQuickPlanCudaNodeUs = 4;    // launch cost per node
 absl::StatusOr<proto::Plan> MakeQuickPlan(const Model& model, int64_t imgsz,
                                           const std::vector<DeviceSpec>& devices, int microbatch,
                                           int stages, int replicas, int batch);
 
 struct PipelineOptions {
   Mode mode = Mode::kSingle;
-  // CPU devices (ParseDevices("cpu:K")). single: device 0 is used; pipeline: exactly K devices;
-  // data: every device is a replica; hybrid: exactly replicas * stages devices, replica-major.
+  // Devices (ParseDevices: "cpu:K", "cuda:0,1", or CPU and CUDA devices mixed). single: device 0
+  // is used; pipeline: exactly K devices; data: every device is a replica; hybrid: exactly
+  // replicas * stages devices, replica-major. A device may be listed more than once (stages
+  // sharing a GPU).
   std::vector<DeviceSpec> devices;
+  // CUDA stages: precision of weights and activations (kFloat16 or kFloat32; tensors cross stage
+  // boundaries as float32) and whether each stage replays a captured CUDA graph.
+  DType cuda_precision = DType::kFloat16;
+  bool cuda_graph = true;
   // pipeline/hybrid: K. 0 = the plan's num_stages, else pipeline: all devices, hybrid: devices /
   // replicas. With a plan a non-zero value must equal the plan's.
   int stages = 0;
@@ -191,7 +209,9 @@ class PipelineStream {
 
 class Pipeline {
  public:
-  // Errors: InvalidArgument for bad options (device counts, stages, microbatch, non-CPU devices);
+  // Errors: InvalidArgument for bad options (device counts, stages, microbatch, a CUDA ordinal
+  // that does not exist); FailedPrecondition("no CUDA devices: ...") for a CUDA device without a
+  // GPU, driver or CUDA build;
   // FailedPrecondition for a plan made for another model; plan validation and partition errors as
   // those functions give them.
   static absl::StatusOr<std::unique_ptr<Pipeline>> Create(const Model& model, int64_t imgsz,
@@ -228,7 +248,8 @@ class Pipeline {
   struct Stage {
     StageGraph graph;
     DeviceSpec device;
-    std::unique_ptr<Executor> executor;  // null for stages other MPI ranks run
+    std::unique_ptr<Executor> executor;  // CPU stages; null for stages other MPI ranks run
+    std::unique_ptr<CudaExecutor> cuda_executor;  // CUDA stages run by this process
     bool local = true;
   };
   Pipeline() = default;

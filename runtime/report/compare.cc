@@ -90,6 +90,7 @@ absl::StatusOr<CompareResult> RunComparison(const Model& model, const CompareOpt
     po.mode = c.mode;
     po.devices = o.devices;
     po.microbatch = o.microbatch;
+    po.cuda_precision = o.cuda_precision;
     ModeResult mr;
     mr.mode = c.mode;
     mr.replicas = c.replicas;

@@ -1,0 +1,255 @@
+// Pipeline on CUDA devices. Without a GPU (CI) only the clean refusals and the CUDA quick plan run;
+// the rest calls GTEST_SKIP and runs through tools/gpu_check.sh on a GPU machine. The reference is
+// the CPU Session in float32 (independent of the CUDA kernels), compared with the precision's
+// tolerance (runtime/cuda/detection_tolerance.h).
+#include <cstring>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "runtime/cuda/cuda_executor.h"
+#include "runtime/cuda/cuda_probe.h"
+#include "runtime/cuda/detection_tolerance.h"
+#include "runtime/device.h"
+#include "runtime/model.h"
+#include "runtime/pipeline/pipeline.h"
+#include "runtime/planner/plan_check.h"
+#include "runtime/proto/plan.pb.h"
+#include "runtime/session.h"
+
+namespace yolopipe {
+namespace {
+
+using ::testing::HasSubstr;
+using gpu_testing::ExpectDetectionsNear;
+using gpu_testing::kFloat16Tolerance;
+using gpu_testing::kFloat32Tolerance;
+
+constexpr int64_t kImgsz = 64;
+constexpr int64_t kBatch = 6;
+
+const Model& Yolov8n() {
+  static const Model* model = [] {
+    BuiltinModelOptions o;
+    o.imgsz = kImgsz;
+    auto m = LoadModel("yolov8n", o);
+    EXPECT_TRUE(m.ok()) << m.status();
+    return new Model(*m);
+  }();
+  return *model;
+}
+
+DeviceSpec Cuda(int index) {
+  DeviceSpec d;
+  d.kind = DeviceKind::kCuda;
+  d.index = index;
+  return d;
+}
+
+DeviceSpec Cpu() {
+  DeviceSpec d;
+  d.num_threads = AvailableCores();
+  return d;
+}
+
+PipelineOptions Options(Mode mode, std::vector<DeviceSpec> devices, int microbatch) {
+  PipelineOptions o;
+  o.mode = mode;
+  o.devices = std::move(devices);
+  o.microbatch = microbatch;
+  if (mode == Mode::kHybrid) o.replicas = 2;
+  return o;
+}
+
+TEST(PipelineCudaTest, WithoutGpuEveryModeFailsCleanly) {
+  if (ListCudaDevices().ok()) GTEST_SKIP() << "a GPU is present";
+  for (Mode mode : {Mode::kSingle, Mode::kPipeline, Mode::kData, Mode::kHybrid}) {
+    SCOPED_TRACE(ModeName(mode));
+    PipelineOptions o = Options(mode, {Cuda(0), Cuda(0), Cuda(0), Cuda(0)}, 1);
+    if (mode == Mode::kPipeline) o.devices.resize(2);
+    auto p = Pipeline::Create(Yolov8n(), kImgsz, o);
+    EXPECT_EQ(p.status().code(), absl::StatusCode::kFailedPrecondition) << p.status();
+    EXPECT_THAT(p.status().message(), HasSubstr("no CUDA devices"));
+  }
+  // A CPU device first does not hide the CUDA one.
+  auto mixed = Pipeline::Create(Yolov8n(), kImgsz, Options(Mode::kPipeline, {Cpu(), Cuda(0)}, 1));
+  EXPECT_THAT(mixed.status().message(), HasSubstr("no CUDA devices"));
+}
+
+TEST(PipelineCudaTest, RefusesBadPrecision) {
+  PipelineOptions o = Options(Mode::kSingle, {Cuda(0)}, 1);
+  o.cuda_precision = DType::kInt64;
+  auto p = Pipeline::Create(Yolov8n(), kImgsz, o);
+  EXPECT_FALSE(p.ok());
+  // Without a GPU the missing device is reported first; with one, the precision.
+  EXPECT_THAT(p.status().message(),
+              ListCudaDevices().ok() ? HasSubstr("cuda_precision") : HasSubstr("no CUDA devices"));
+}
+
+// The plan made on the spot for CUDA devices needs no GPU (a roofline estimate): it splits the
+// model into the stages asked for, every node in exactly one stage.
+TEST(PipelineCudaTest, QuickPlanForCudaDevicesIsAnEstimate) {
+  absl::StatusOr<proto::Plan> plan = MakeQuickPlan(Yolov8n(), kImgsz, {Cuda(0), Cuda(1), Cuda(2)},
+                                                   /*microbatch=*/2, /*stages=*/3,
+                                                   /*replicas=*/1, /*batch=*/8);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  ASSERT_EQ(plan->stages_size(), 3);
+  std::set<std::string> nodes;
+  size_t listed = 0;
+  for (const proto::StagePlan& stage : plan->stages()) {
+    EXPECT_GT(stage.nodes_size(), 0);
+    listed += stage.nodes_size();
+    nodes.insert(stage.nodes().begin(), stage.nodes().end());
+  }
+  EXPECT_EQ(nodes.size(), listed);
+  EXPECT_GT(plan->predicted_throughput(), 0);
+}
+
+// ---- On a GPU --------------------------------------------------------------------------------
+
+class PipelineGpuTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto gpus = ListCudaDevices();
+    if (!gpus.ok()) GTEST_SKIP() << gpus.status();
+    input_ = Tensor(DType::kFloat32, {kBatch, 3, kImgsz, kImgsz});
+    const size_t image_bytes = 3 * kImgsz * kImgsz * sizeof(float);
+    for (int64_t i = 0; i < kBatch; ++i) {
+      Tensor one = SyntheticInput({1, 3, kImgsz, kImgsz}, 200 + i);
+      std::memcpy(static_cast<char*>(input_.raw_data()) + i * image_bytes, one.raw_data(),
+                  image_bytes);
+    }
+    SessionOptions so;
+    so.device.num_threads = AvailableCores();
+    auto session = Session::Create(Yolov8n(), input_.shape(), so);
+    ASSERT_TRUE(session.ok()) << session.status();
+    auto want = (*session)->Run(input_);
+    ASSERT_TRUE(want.ok()) << want.status();
+    reference_ = *want;
+  }
+
+  // Runs the batch twice (the second run replays the stages' CUDA graphs) and compares both with
+  // the CPU reference.
+  void ExpectMatchesCpu(const PipelineOptions& o) {
+    auto p = Pipeline::Create(Yolov8n(), kImgsz, o);
+    ASSERT_TRUE(p.ok()) << p.status();
+    for (int run = 0; run < 2; ++run) {
+      SCOPED_TRACE(absl::StrCat("run ", run));
+      PipelineStats stats;
+      auto got = (*p)->Run(input_, &stats);
+      ASSERT_TRUE(got.ok()) << got.status();
+      ExpectDetectionsNear(*got, reference_,
+                           o.cuda_precision == DType::kFloat16 ? kFloat16Tolerance
+                                                               : kFloat32Tolerance);
+      EXPECT_EQ(stats.images, kBatch);
+      for (int64_t bytes : stats.stage_peak_bytes) EXPECT_GT(bytes, 0);
+    }
+  }
+
+  Tensor input_;
+  Tensor reference_;
+};
+
+TEST_F(PipelineGpuTest, SingleFp16AndFp32) {
+  PipelineOptions o = Options(Mode::kSingle, {Cuda(0)}, 2);
+  ExpectMatchesCpu(o);
+  o.cuda_precision = DType::kFloat32;
+  ExpectMatchesCpu(o);
+}
+
+// Two stages on one GPU (each its own executor, stream and graph), partial last micro-batch.
+TEST_F(PipelineGpuTest, PipelineTwoStagesOnOneGpu) {
+  ExpectMatchesCpu(Options(Mode::kPipeline, {Cuda(0), Cuda(0)}, 4));
+}
+
+TEST_F(PipelineGpuTest, PipelineThreeStagesWithoutCudaGraphs) {
+  PipelineOptions o = Options(Mode::kPipeline, {Cuda(0), Cuda(0), Cuda(0)}, 1);
+  o.cuda_graph = false;
+  ExpectMatchesCpu(o);
+}
+
+TEST_F(PipelineGpuTest, DataAndHybrid) {
+  ExpectMatchesCpu(Options(Mode::kData, {Cuda(0), Cuda(0)}, 2));
+  ExpectMatchesCpu(Options(Mode::kHybrid, {Cuda(0), Cuda(0), Cuda(0), Cuda(0)}, 1));
+}
+
+// A CPU stage and a CUDA stage in one pipeline: tensors cross as float32 host tensors.
+TEST_F(PipelineGpuTest, CpuStageThenCudaStage) {
+  ExpectMatchesCpu(Options(Mode::kPipeline, {Cpu(), Cuda(0)}, 2));
+}
+
+// A 2-stage plan for CUDA devices whose second stage is only the last three nodes of the plan's
+// node order (inside the Detect head), with consistent node ranges.
+proto::Plan PlanCuttingInsideTheHead() {
+  auto quick = MakeQuickPlan(Yolov8n(), kImgsz, {Cuda(0), Cuda(0)}, 2, 2, 1, 2);
+  EXPECT_TRUE(quick.ok()) << quick.status();
+  if (!quick.ok()) return proto::Plan();
+  proto::Plan plan = *quick;
+  const int n = plan.node_order_size();
+  for (int s = 0; s < 2; ++s) {
+    proto::StagePlan* stage = plan.mutable_stages(s);
+    stage->clear_nodes();
+    stage->set_first_node(s == 0 ? 0 : n - 3);
+    stage->set_last_node(s == 0 ? n - 4 : n - 1);
+    for (int i = stage->first_node(); i <= stage->last_node(); ++i) {
+      stage->add_nodes(plan.node_order(i));
+    }
+  }
+  plan.clear_transfers();
+  return plan;
+}
+
+TEST(PipelineCudaTest, HeadCuttingPlanIsValid) {
+  const proto::Plan plan = PlanCuttingInsideTheHead();
+  EXPECT_TRUE(ValidatePlan(plan).ok()) << ValidatePlan(plan);
+}
+
+// A plan that cuts inside the Detect head still runs: the head moves to the last stage.
+TEST_F(PipelineGpuTest, PlanCuttingInsideTheHead) {
+  const proto::Plan plan = PlanCuttingInsideTheHead();
+  PipelineOptions o = Options(Mode::kPipeline, {Cuda(0), Cuda(0)}, 2);
+  o.plan = &plan;
+  auto p = Pipeline::Create(Yolov8n(), kImgsz, o);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_GT((*p)->stage_nodes()[1].size(), 3u);  // the rest of the head joined the last stage
+  auto got = (*p)->Run(input_);
+  ASSERT_TRUE(got.ok()) << got.status();
+  ExpectDetectionsNear(*got, reference_, kFloat16Tolerance);
+}
+
+TEST_F(PipelineGpuTest, StreamKeepsOrder) {
+  auto p = Pipeline::Create(Yolov8n(), kImgsz, Options(Mode::kPipeline, {Cuda(0), Cuda(0)}, 1));
+  ASSERT_TRUE(p.ok()) << p.status();
+  auto stream = (*p)->OpenStream();
+  ASSERT_TRUE(stream.ok()) << stream.status();
+  const size_t image_bytes = 3 * kImgsz * kImgsz * sizeof(float);
+  const size_t out_bytes = reference_.bytes() / kBatch;
+  for (int64_t i = 0; i < kBatch; ++i) {
+    Tensor one(DType::kFloat32, {1, 3, kImgsz, kImgsz});
+    std::memcpy(one.raw_data(), static_cast<const char*>(input_.raw_data()) + i * image_bytes,
+                image_bytes);
+    ASSERT_TRUE((*stream)->Push(one).ok());
+  }
+  (*stream)->CloseInput();
+  for (int64_t i = 0; i < kBatch; ++i) {
+    auto out = (*stream)->Pop();
+    ASSERT_TRUE(out.ok()) << out.status();
+    Shape shape = reference_.shape();
+    shape[0] = 1;
+    Tensor want(DType::kFloat32, shape);
+    std::memcpy(want.raw_data(), static_cast<const char*>(reference_.raw_data()) + i * out_bytes,
+                out_bytes);
+    SCOPED_TRACE(absl::StrCat("image ", i));
+    ExpectDetectionsNear(*out, want, kFloat16Tolerance);
+  }
+  EXPECT_EQ((*stream)->Pop().status().code(), absl::StatusCode::kOutOfRange);
+  EXPECT_TRUE((*stream)->Finish().ok());
+}
+
+}  // namespace
+}  // namespace yolopipe
