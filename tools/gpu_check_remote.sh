@@ -13,6 +13,7 @@
 #      directory, since there is no MPI here);
 #   3. `yolopipe bench --device cuda:0` for yolov8{n,s,m,l,x} at batch 1 and 32, fp16, CUDA graphs
 #      (and, with time left, a few cases with --cudnn_fusion: which epilogue is faster);
+#   3b. `yolopipe run` with CUDA stages: single, pipeline (2 stages on the GPU) and data mode;
 #   4. the PyTorch baseline (tools/torch_gpu_baseline.py: fp16, channels_last, CUDA-graph replay)
 #      for the same models and batches;
 #   5. a summary table with the ratios and the issue's targets, on stdout and in $OUT/summary.md.
@@ -317,6 +318,27 @@ if grep -q -- '--cudnn_fusion' <<<"$help"; then
     bench_case "${mb%%:*}" "${mb#*:}" cudnn_fusion --cudnn_fusion=true
   done
 fi
+
+# ------------------------------------------------------------------- yolopipe run: CUDA pipeline
+# The pipeline executor with CUDA stages (one GPU: two stages share it): same batch in single,
+# pipeline and data mode; img/s lines go to the summary (runtime/pipeline/pipeline_cuda_test checks
+# the outputs against the CPU).
+say ""
+say "## yolopipe run on CUDA stages (yolov8n, batch 32, micro-batch 8)"
+for spec in "single cuda:0" "pipeline cuda:0,0" "data cuda:0,0"; do
+  t=$(allowance 60 "$BENCH_END")
+  if [ "$t" -lt 10 ]; then problem "run --mode ${spec%% *} not run: out of time"; continue; fi
+  LD_LIBRARY_PATH=$YP_LD timeout -k 5 "$t" "$YP" run --model yolov8n --batch 32 --microbatch 8 \
+    --mode "${spec%% *}" --devices "${spec#* }" --repeats 5 --warmup 1 </dev/null \
+    >"$WORK/run.out" 2>&1
+  rc=$?
+  { echo "----- run --mode ${spec%% *} --devices ${spec#* } (exit $rc)"; cat "$WORK/run.out"; } >>"$LOG"
+  if [ "$rc" = 0 ]; then
+    say "  ${spec}: $(grep -m1 'img/s' "$WORK/run.out")"
+  else
+    problem "run --mode ${spec%% *} --devices ${spec#* }: exit $rc: $(grep . "$WORK/run.out" | tail -1)"
+  fi
+done
 
 # ------------------------------------------------------------------------------ PyTorch baseline
 say ""
