@@ -164,14 +164,21 @@ TEST(ProfileCliTest, BadFlagsAreRefusedClearly) {
   }
 }
 
-TEST(ProfileCliTest, CudaDeviceIsRefusedClearly) {
+// A CUDA device is profiled on the GPU; without one (or without a CUDA build) the probe's reason.
+TEST(ProfileCliTest, CudaDeviceWithoutGpuFailsClearly) {
   const std::string out = Tmp("cuda.json");
   std::remove(out.c_str());
   Result r = Yolopipe(std::string(kQuick) + "--device=cuda:0 -o " + out);
+  if (r.exit_code == 0) {
+    EXPECT_TRUE(Exists(out)) << "a GPU profiled the model: the profile must be written";
+    return;
+  }
   EXPECT_EQ(r.exit_code, 1) << r.err;
-  // Without GPUs or CUDA support: the probe's reason; with GPUs: not supported yet.
-  EXPECT_THAT(r.err, AnyOf(HasSubstr("error: no CUDA devices"), HasSubstr("not supported yet")));
+  EXPECT_THAT(r.err, HasSubstr("error: no CUDA devices"));
   EXPECT_FALSE(Exists(out));
+  Result bad = Yolopipe(std::string(kQuick) + "--device=cuda:0 --precision=int8 -o " + out);
+  EXPECT_EQ(bad.exit_code, 2) << bad.err;
+  EXPECT_THAT(bad.err, HasSubstr("--precision must be fp16 or fp32"));
 }
 
 }  // namespace

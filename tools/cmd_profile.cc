@@ -92,7 +92,10 @@ int ProfileCommand(const std::vector<std::string>& args) {
                 "sizes (time min and median over repeats, output/weight/workspace bytes) and "
                 "write a Profile for `yolopipe plan`.");
   AddModelFlags(flags);
-  flags.AddString("device", "cpu", "cpu (all cores), cpu:K (the first of K CPU devices)");
+  flags.AddString("device", "cpu",
+                  "cpu (all cores), cpu:K (the first of K CPU devices), cuda:N (GPU N: the CUDA "
+                  "executor's steps timed with CUDA events)");
+  flags.AddString("precision", "fp16", "cuda devices: fp16 or fp32 weights and activations");
   flags.AddInt("threads", 0, "threads (0: the device's share of the cores)");
   flags.AddInt("batch", 1, "images per batch; the default micro-batch sizes go up to it");
   flags.AddString("microbatches", "",
@@ -153,8 +156,13 @@ int ProfileCommand(const std::vector<std::string>& args) {
   auto devices = ParseDevices(flags.GetString("device"), static_cast<int>(threads));
   if (!devices.ok()) return UsageError(flags, std::string(devices.status().message()));
   options.device = (*devices)[0];
+  const std::string precision = flags.GetString("precision");
+  if (precision != "fp16" && precision != "fp32") {
+    return UsageError(flags, absl::StrCat("--precision must be fp16 or fp32, got '", precision, "'"));
+  }
+  options.cuda_precision = precision == "fp32" ? DType::kFloat32 : DType::kFloat16;
   if (flags.GetBool("under_load")) {
-    if (devices->size() < 2) {
+    if (devices->size() < 2 || options.device.kind != DeviceKind::kCpu) {
       return UsageError(flags, "--under_load needs --device cpu:K with K >= 2");
     }
     options.load_devices.assign(devices->begin() + 1, devices->end());

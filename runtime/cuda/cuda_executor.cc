@@ -356,6 +356,48 @@ absl::StatusOr<std::vector<std::vector<std::string>>> KeepDetectHeadInLastStage(
   return stage_nodes;
 }
 
+absl::StatusOr<std::vector<std::vector<int>>> CudaStepNodes(const Graph& graph,
+                                                            const CudaLoweringPlan& plan) {
+  std::map<std::string, int> index_of;
+  for (size_t i = 0; i < graph.nodes().size(); ++i) {
+    index_of[graph.nodes()[i].name] = static_cast<int>(i);
+  }
+  const std::map<std::string, int> producers = graph.Producers();
+  std::vector<std::vector<int>> nodes(plan.steps.size());
+  for (size_t s = 0; s < plan.steps.size(); ++s) {
+    const CudaStep& step = plan.steps[s];
+    switch (step.kind) {
+      case CudaStepKind::kInputToNhwc: {
+        const std::string& input = plan.inputs.at(step.boundary).name;
+        for (size_t i = 0; i < graph.nodes().size() && nodes[s].empty(); ++i) {
+          const std::vector<std::string>& reads = graph.nodes()[i].inputs;
+          if (std::find(reads.begin(), reads.end(), input) != reads.end()) {
+            nodes[s].push_back(static_cast<int>(i));
+          }
+        }
+        break;
+      }
+      case CudaStepKind::kDetectDecode:
+        nodes[s] = plan.head.nodes;
+        break;
+      case CudaStepKind::kOutputToNchw: {
+        auto p = producers.find(plan.outputs.at(step.boundary).name);
+        if (p != producers.end()) nodes[s].push_back(p->second);
+        break;
+      }
+      default: {
+        auto it = index_of.find(step.name);
+        if (it == index_of.end()) {
+          return absl::InternalError(
+              absl::StrCat("CUDA step ", s, " '", step.name, "' names no node of the graph"));
+        }
+        nodes[s].push_back(it->second);
+      }
+    }
+  }
+  return nodes;
+}
+
 absl::StatusOr<CudaLoweringPlan> PlanCudaLowering(const Graph& graph, DType precision,
                                                   bool concat_in_place, const Shape& image_shape) {
   if (precision != DType::kFloat16 && precision != DType::kFloat32) {

@@ -175,6 +175,14 @@ absl::StatusOr<CudaLoweringPlan> PlanCudaLowering(const Graph& prepared, DType p
                                                   bool concat_in_place = true,
                                                   const Shape& image_shape = {});
 
+// Per step of `plan` (lowered from `prepared`), the indices (into prepared.nodes()) of the nodes
+// whose cost the step is: a node's own step; a Detect decode: every node of the head; an input
+// conversion: the first node that reads the input (none when no node reads it); an output
+// conversion: the node producing the output (none for an output that is a graph input). The
+// profiler splits a step's time evenly among its nodes. Internal when a step names no node.
+absl::StatusOr<std::vector<std::vector<int>>> CudaStepNodes(const Graph& prepared,
+                                                            const CudaLoweringPlan& plan);
+
 // ---- Executor ----------------------------------------------------------------------------------
 
 struct CudaExecutorOptions {
@@ -211,6 +219,11 @@ class CudaExecutor {
   // stage's sends).
   absl::StatusOr<std::vector<Tensor>> RunAll(absl::Span<const Tensor> host_inputs);
 
+  // Profiling: runs the graph once without the CUDA graph, timing every step with CUDA events
+  // on the executor's stream; returns milliseconds per plan().steps entry (the input and output
+  // copies between host and device are not steps and not included).
+  absl::StatusOr<std::vector<double>> TimeSteps(absl::Span<const Tensor> host_inputs);
+
   const CudaLoweringPlan& plan() const { return plan_; }
   const CudaExecutorOptions& options() const { return options_; }
   // Largest cuDNN workspace any convolution needs (bytes, allocated once).
@@ -224,6 +237,9 @@ class CudaExecutor {
   // Enqueues every step between the input H2D copy and the output D2H copy on the executor's
   // stream (CUDA build only; called directly or under stream capture).
   absl::Status EnqueueSteps();
+  absl::Status EnqueueStep(const CudaStep& step);
+  // RunAll's input copies (validation, pinned staging, host-to-device on the stream).
+  absl::Status StageInputs(absl::Span<const Tensor> host_inputs);
 
   CudaExecutorOptions options_;
   CudaLoweringPlan plan_;

@@ -83,9 +83,9 @@ bool CudaExecutor::graph_captured() const { return state_ && state_->graph_exec 
 absl::StatusOr<std::unique_ptr<CudaExecutor>> CudaExecutor::Create(
     const Graph& prepared, const CudaExecutorOptions& options) {
   // Host-side lowering first: its errors do not depend on having a GPU.
-  YP_ASSIGN_OR_RETURN(CudaLoweringPlan plan,
-                      PlanCudaLowering(prepared, options.precision, options.concat_in_place,
-                                       options.image_shape));
+  YP_ASSIGN_OR_RETURN(
+      CudaLoweringPlan plan,
+      PlanCudaLowering(prepared, options.precision, options.concat_in_place, options.image_shape));
   ScopedCudaDevice scope(options.device);
   YP_RETURN_IF_ERROR(scope.status());
 
@@ -134,132 +134,169 @@ absl::StatusOr<std::unique_ptr<CudaExecutor>> CudaExecutor::Create(
 }
 
 absl::Status CudaExecutor::EnqueueSteps() {
+  for (const CudaStep& step : plan_.steps) YP_RETURN_IF_ERROR(EnqueueStep(step));
+  return absl::OkStatus();
+}
+
+absl::Status CudaExecutor::EnqueueStep(const CudaStep& step) {
   const CudaLoweringPlan& p = plan_;
   State& st = *state_;
   void* stream = st.stream.handle();
   const DType dtype = p.precision;
   const std::vector<void*>& ptrs = st.activation_ptrs;
-  for (const CudaStep& step : p.steps) {
-    absl::Status status;
-    switch (step.kind) {
-      case CudaStepKind::kInputToNhwc:
-        status = ops::cuda::NchwFloatToNhwc(
-            static_cast<const float*>(st.inputs_nchw[step.boundary].data()),
-                                            p.activations[step.outputs[0]].shape, dtype,
-                                            ptrs[step.outputs[0]], stream);
-        break;
-      case CudaStepKind::kConv: {
-        ops::cuda::ConvEpilogueParams epilogue;
-        ops::cuda::ChannelSlice y;
-        ConvCallFor(p, step, ptrs, st.weights, &epilogue, &y);
-        const char* blob = static_cast<const char*>(st.weights.data());
-        status = st.conv->Forward(step.conv, ptrs[step.inputs[0]], blob + step.weight_offset,
-                                  epilogue, y, st.workspace.data(), st.workspace_bytes, stream);
-        break;
-      }
-      case CudaStepKind::kConcat: {
-        const CudaActivation& out = p.activations[step.outputs[0]];
-        for (size_t i = 0; i < step.inputs.size() && status.ok(); ++i) {
-          if (step.written_in_place[i]) continue;  // its producer wrote the slice
-          const CudaActivation& in = p.activations[step.inputs[i]];
-          status = ops::cuda::CopyChannelSlice(
-              dtype, ops::cuda::ConstChannelSlice{ptrs[step.inputs[i]], in.shape.c, 0},
-              ops::cuda::ChannelSlice{ptrs[step.outputs[0]], out.shape.c, step.channel_offsets[i]},
-              out.shape.pixels(), in.shape.c, stream);
-        }
-        break;
-      }
-      case CudaStepKind::kSplit: {
-        const CudaActivation& in = p.activations[step.inputs[0]];
-        for (size_t i = 0; i < step.outputs.size() && status.ok(); ++i) {
-          const CudaActivation& out = p.activations[step.outputs[i]];
-          status = ops::cuda::CopyChannelSlice(
-              dtype,
-              ops::cuda::ConstChannelSlice{ptrs[step.inputs[0]], in.shape.c,
-                                           step.channel_offsets[i]},
-              ops::cuda::ChannelSlice{ptrs[step.outputs[i]], out.shape.c, 0}, in.shape.pixels(),
-              out.shape.c, stream);
-        }
-        break;
-      }
-      case CudaStepKind::kMaxPool:
-        status =
-            ops::cuda::MaxPool2d(dtype, ptrs[step.inputs[0]], p.activations[step.inputs[0]].shape,
-                                 step.pool, ptrs[step.outputs[0]], stream);
-        break;
-      case CudaStepKind::kResize:
-        status = ops::cuda::ResizeNearest2x(dtype, ptrs[step.inputs[0]],
-                                            p.activations[step.inputs[0]].shape,
-                                            ptrs[step.outputs[0]], stream);
-        break;
-      case CudaStepKind::kDetectDecode: {
-        std::vector<ops::cuda::DetectLevel> levels;
-        for (size_t l = 0; l < step.inputs.size(); ++l) {
-          const int id = step.inputs[l];
-          const int64_t channels = p.activations[id].shape.c;
-          ops::cuda::DetectLevel level;
-          level.box = ops::cuda::ConstChannelSlice{ptrs[id], channels, 0};
-          level.cls =
-              ops::cuda::ConstChannelSlice{ptrs[id], channels, ops::cuda::kDetectBoxChannels};
-          level.height = p.head.heights[l];
-          level.width = p.head.widths[l];
-          level.stride = static_cast<float>(p.head.strides[l]);
-          levels.push_back(level);
-        }
-        status = ops::cuda::DetectDecode(dtype, levels, p.head.batch, p.head.num_classes,
-                                         static_cast<float*>(st.outputs[step.boundary].data()),
-                                         stream);
-        break;
-      }
-      case CudaStepKind::kOutputToNchw:
-        status = ops::cuda::NhwcToNchwFloat(dtype, ptrs[step.inputs[0]],
-                                            p.activations[step.inputs[0]].shape,
-                                            static_cast<float*>(st.outputs[step.boundary].data()),
-                                            stream);
-        break;
+  absl::Status status;
+  switch (step.kind) {
+    case CudaStepKind::kInputToNhwc:
+      status = ops::cuda::NchwFloatToNhwc(
+          static_cast<const float*>(st.inputs_nchw[step.boundary].data()),
+          p.activations[step.outputs[0]].shape, dtype, ptrs[step.outputs[0]], stream);
+      break;
+    case CudaStepKind::kConv: {
+      ops::cuda::ConvEpilogueParams epilogue;
+      ops::cuda::ChannelSlice y;
+      ConvCallFor(p, step, ptrs, st.weights, &epilogue, &y);
+      const char* blob = static_cast<const char*>(st.weights.data());
+      status = st.conv->Forward(step.conv, ptrs[step.inputs[0]], blob + step.weight_offset,
+                                epilogue, y, st.workspace.data(), st.workspace_bytes, stream);
+      break;
     }
-    YP_RETURN_IF_ERROR(WithStep(step, status));
+    case CudaStepKind::kConcat: {
+      const CudaActivation& out = p.activations[step.outputs[0]];
+      for (size_t i = 0; i < step.inputs.size() && status.ok(); ++i) {
+        if (step.written_in_place[i]) continue;  // its producer wrote the slice
+        const CudaActivation& in = p.activations[step.inputs[i]];
+        status = ops::cuda::CopyChannelSlice(
+            dtype, ops::cuda::ConstChannelSlice{ptrs[step.inputs[i]], in.shape.c, 0},
+            ops::cuda::ChannelSlice{ptrs[step.outputs[0]], out.shape.c, step.channel_offsets[i]},
+            out.shape.pixels(), in.shape.c, stream);
+      }
+      break;
+    }
+    case CudaStepKind::kSplit: {
+      const CudaActivation& in = p.activations[step.inputs[0]];
+      for (size_t i = 0; i < step.outputs.size() && status.ok(); ++i) {
+        const CudaActivation& out = p.activations[step.outputs[i]];
+        status = ops::cuda::CopyChannelSlice(
+            dtype,
+            ops::cuda::ConstChannelSlice{ptrs[step.inputs[0]], in.shape.c, step.channel_offsets[i]},
+            ops::cuda::ChannelSlice{ptrs[step.outputs[i]], out.shape.c, 0}, in.shape.pixels(),
+            out.shape.c, stream);
+      }
+      break;
+    }
+    case CudaStepKind::kMaxPool:
+      status =
+          ops::cuda::MaxPool2d(dtype, ptrs[step.inputs[0]], p.activations[step.inputs[0]].shape,
+                               step.pool, ptrs[step.outputs[0]], stream);
+      break;
+    case CudaStepKind::kResize:
+      status = ops::cuda::ResizeNearest2x(dtype, ptrs[step.inputs[0]],
+                                          p.activations[step.inputs[0]].shape,
+                                          ptrs[step.outputs[0]], stream);
+      break;
+    case CudaStepKind::kDetectDecode: {
+      std::vector<ops::cuda::DetectLevel> levels;
+      for (size_t l = 0; l < step.inputs.size(); ++l) {
+        const int id = step.inputs[l];
+        const int64_t channels = p.activations[id].shape.c;
+        ops::cuda::DetectLevel level;
+        level.box = ops::cuda::ConstChannelSlice{ptrs[id], channels, 0};
+        level.cls = ops::cuda::ConstChannelSlice{ptrs[id], channels, ops::cuda::kDetectBoxChannels};
+        level.height = p.head.heights[l];
+        level.width = p.head.widths[l];
+        level.stride = static_cast<float>(p.head.strides[l]);
+        levels.push_back(level);
+      }
+      status =
+          ops::cuda::DetectDecode(dtype, levels, p.head.batch, p.head.num_classes,
+                                  static_cast<float*>(st.outputs[step.boundary].data()), stream);
+      break;
+    }
+    case CudaStepKind::kOutputToNchw:
+      status = ops::cuda::NhwcToNchwFloat(
+          dtype, ptrs[step.inputs[0]], p.activations[step.inputs[0]].shape,
+          static_cast<float*>(st.outputs[step.boundary].data()), stream);
+      break;
   }
-  return absl::OkStatus();
+  return WithStep(step, status);
 }
 
 absl::StatusOr<Tensor> CudaExecutor::Run(const Tensor& host_input) {
   if (plan_.inputs.size() != 1) {
-    return absl::InvalidArgumentError(absl::StrCat("CUDA executor: the graph has ",
-                                                   plan_.inputs.size(),
-                                                   " inputs; use RunAll"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("CUDA executor: the graph has ", plan_.inputs.size(), " inputs; use RunAll"));
   }
   YP_ASSIGN_OR_RETURN(std::vector<Tensor> outputs, RunAll({host_input}));
   return std::move(outputs[0]);
 }
 
-absl::StatusOr<std::vector<Tensor>> CudaExecutor::RunAll(absl::Span<const Tensor> host_inputs) {
-  std::lock_guard<std::mutex> lock(mu_);
+absl::Status CudaExecutor::StageInputs(absl::Span<const Tensor> host_inputs) {
   const CudaLoweringPlan& p = plan_;
+  State& st = *state_;
   if (host_inputs.size() != p.inputs.size()) {
     return absl::InvalidArgumentError(absl::StrCat("CUDA executor: expected ", p.inputs.size(),
                                                    " inputs, got ", host_inputs.size()));
   }
-  State& st = *state_;
+  // The previous run's copies from the pinned buffers have completed: every run synchronises
+  // its stream before returning.
   for (size_t i = 0; i < host_inputs.size(); ++i) {
     const Tensor& given = host_inputs[i];
     if (!given.defined() || given.dtype() != DType::kFloat32 ||
         given.shape() != p.inputs[i].shape) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "CUDA executor: input '", p.inputs[i].name, "' must be float32",
-          ShapeToString(p.inputs[i].shape), ", got ",
-          given.defined() ? given.DebugString() : std::string("nothing")));
+      return absl::InvalidArgumentError(
+          absl::StrCat("CUDA executor: input '", p.inputs[i].name, "' must be float32",
+                       ShapeToString(p.inputs[i].shape), ", got ",
+                       given.defined() ? given.DebugString() : std::string("nothing")));
     }
     YP_ASSIGN_OR_RETURN(const Tensor plain, given.ToLayout(Layout::kPlain));
     std::memcpy(st.pinned_inputs[i].data(), plain.raw_data(), plain.bytes());
+    YP_RETURN_IF_ERROR(CopyHostToDeviceAsync(st.inputs_nchw[i].data(), st.pinned_inputs[i].data(),
+                                             p.inputs[i].bytes(), st.stream));
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<double>> CudaExecutor::TimeSteps(absl::Span<const Tensor> host_inputs) {
+  std::lock_guard<std::mutex> lock(mu_);
+  State& st = *state_;
+  ScopedCudaDevice scope(options_.device);
+  YP_RETURN_IF_ERROR(scope.status());
+  const size_t n = plan_.steps.size();
+  std::vector<CudaEvent> events;
+  for (size_t i = 0; i <= n; ++i) {
+    YP_ASSIGN_OR_RETURN(CudaEvent e, CudaEvent::Create(options_.device, /*enable_timing=*/true));
+    events.push_back(std::move(e));
+  }
+  const absl::Status ran = [&]() -> absl::Status {
+    YP_RETURN_IF_ERROR(StageInputs(host_inputs));
+    // Event i marks the start of step i and the end of step i - 1.
+    YP_RETURN_IF_ERROR(events[0].Record(st.stream));
+    for (size_t i = 0; i < n; ++i) {
+      YP_RETURN_IF_ERROR(EnqueueStep(plan_.steps[i]));
+      YP_RETURN_IF_ERROR(events[i + 1].Record(st.stream));
+    }
+    return st.stream.Synchronize();
+  }();
+  if (!ran.ok()) {
+    (void)st.stream.Synchronize();
+    return ran;
+  }
+  std::vector<double> ms(n);
+  for (size_t i = 0; i < n; ++i) {
+    YP_ASSIGN_OR_RETURN(const float elapsed, ElapsedMs(events[i], events[i + 1]));
+    ms[i] = elapsed;
+  }
+  return ms;
+}
+
+absl::StatusOr<std::vector<Tensor>> CudaExecutor::RunAll(absl::Span<const Tensor> host_inputs) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const CudaLoweringPlan& p = plan_;
+  State& st = *state_;
   ScopedCudaDevice scope(options_.device);
   YP_RETURN_IF_ERROR(scope.status());
   const absl::Status ran = [&]() -> absl::Status {
-    for (size_t i = 0; i < p.inputs.size(); ++i) {
-      YP_RETURN_IF_ERROR(CopyHostToDeviceAsync(st.inputs_nchw[i].data(), st.pinned_inputs[i].data(),
-                                               p.inputs[i].bytes(), st.stream));
-    }
+    YP_RETURN_IF_ERROR(StageInputs(host_inputs));
     if (st.graph_exec != nullptr) {
       YP_CUDA_RETURN_IF_ERROR(
           cudaGraphLaunch(st.graph_exec, static_cast<cudaStream_t>(st.stream.handle())));

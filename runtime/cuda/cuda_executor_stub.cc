@@ -24,6 +24,11 @@ absl::StatusOr<std::vector<Tensor>> CudaExecutor::RunAll(
   return ops::cuda::NotBuiltWithCudaError("CudaExecutor::RunAll");
 }
 
+absl::StatusOr<std::vector<double>> CudaExecutor::TimeSteps(
+    absl::Span<const Tensor> /*host_inputs*/) {
+  return ops::cuda::NotBuiltWithCudaError("CudaExecutor::TimeSteps");
+}
+
 size_t CudaExecutor::workspace_bytes() const { return 0; }
 bool CudaExecutor::graph_captured() const { return false; }
 

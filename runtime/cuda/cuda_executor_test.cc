@@ -479,6 +479,28 @@ TEST(PlanCudaLoweringTest, EveryStageOfSplitsLowers) {
   }
 }
 
+// Every node is charged by exactly one step (its own, or the Detect decode for the head's);
+// the input conversion goes to the first convolution.
+TEST(CudaStepNodesTest, EveryNodeIsChargedOnce) {
+  const Graph graph = PreparedBuiltin("yolov8n", 64);
+  absl::StatusOr<CudaLoweringPlan> plan = PlanCudaLowering(graph, DType::kFloat16);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  absl::StatusOr<std::vector<std::vector<int>>> nodes = CudaStepNodes(graph, *plan);
+  ASSERT_TRUE(nodes.ok()) << nodes.status();
+  ASSERT_EQ(nodes->size(), plan->steps.size());
+  std::vector<int> charged(graph.nodes().size(), 0);
+  for (size_t s = 1; s < nodes->size(); ++s) {  // step 0, the input conversion, is extra
+    for (int n : (*nodes)[s]) ++charged[n];
+  }
+  for (size_t n = 0; n < charged.size(); ++n) {
+    EXPECT_EQ(charged[n], 1) << graph.nodes()[n].name;
+  }
+  ASSERT_EQ((*nodes)[0].size(), 1u);
+  EXPECT_EQ(graph.nodes()[(*nodes)[0][0]].op_type, "Conv");
+  EXPECT_EQ(NodeNames(graph, nodes->back()), NodeNames(graph, plan->head.nodes));
+  EXPECT_EQ(nodes->back().size(), 21u);
+}
+
 TEST(PlanCudaLoweringTest, StageWithDetectHeadNeedsTheImageShape) {
   const Graph graph = PreparedBuiltin("yolov8n", 64);
   const size_t n = graph.nodes().size();

@@ -26,7 +26,6 @@
 #include "runtime/pipeline/handoff_queue.h"
 #include "runtime/planner/plan_check.h"
 #include "runtime/planner/planner.h"
-#include "runtime/planner/synthetic_profile.h"
 #include "runtime/profiler/profiler.h"
 
 namespace yolopipe {
@@ -71,35 +70,26 @@ absl::StatusOr<Mode> ParseMode(const std::string& text) {
 
 absl::StatusOr<proto::Plan> MakeQuickPlan(const Model& model, int64_t imgsz,
                                           const std::vector<DeviceSpec>& devices, int microbatch,
-                                          int stages, int replicas, int batch) {
+                                          int stages, int replicas, int batch,
+                                          DType cuda_precision) {
   if (devices.empty()) return absl::InvalidArgumentError("MakeQuickPlan needs a device");
   PlannerOptions plopts;
   plopts.num_stages = stages;
   plopts.replicas = replicas;
   plopts.batch = batch;
   plopts.microbatch_candidates = {microbatch};
-  if (devices[0].kind == DeviceKind::kCuda) {
-    // No per-layer profiler on CUDA devices yet: a roofline estimate (see the header).
-    YP_ASSIGN_OR_RETURN(Shape shape, InputShapeFor(model, 1, imgsz));
-    YP_ASSIGN_OR_RETURN(Graph prepared, PrepareForExecution(model.graph, shape));
-    SyntheticProfileOptions so;
-    so.model = model.source;
-    so.fingerprint = ModelFingerprint(model.graph);
-    so.microbatch_sizes = {microbatch};
-    so.conv_gflops = kQuickPlanCudaTflops * 1e3;
-    so.memory_gbps = kQuickPlanCudaGbps;
-    so.node_overhead_ms = kQuickPlanCudaNodeUs * 1e-3;
-    so.device_kind = "cuda";
-    YP_ASSIGN_OR_RETURN(proto::Profile profile, SyntheticProfileFromGraph(prepared, so));
-    profile.mutable_device()->set_name(devices[0].ToString());
-    return PlanPipeline(profile, plopts);
-  }
   ProfilerOptions popts;
   popts.microbatch_sizes = {microbatch};
   popts.repeats = 2;
   popts.warmup = 1;
   popts.device = devices[0];
-  popts.load_devices.assign(devices.begin() + 1, devices.end());
+  popts.cuda_precision = cuda_precision;
+  // A GPU is profiled alone: other GPUs do not slow it the way CPU devices sharing a socket do.
+  if (devices[0].kind == DeviceKind::kCpu) {
+    for (const DeviceSpec& d : devices) {
+      if (&d != &devices[0] && d.kind == DeviceKind::kCpu) popts.load_devices.push_back(d);
+    }
+  }
   YP_ASSIGN_OR_RETURN(proto::Profile profile, ProfileModel(model, imgsz, popts));
   return PlanPipeline(profile, plopts);
 }
@@ -245,7 +235,8 @@ absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(const Model& model, i
       if (world_rank == 0) {
         if (plan == nullptr) {
           auto quick = MakeQuickPlan(model, imgsz, {options.devices[0]}, options.microbatch, K,
-                                     /*replicas=*/1, /*batch=*/options.microbatch);
+                                     /*replicas=*/1, /*batch=*/options.microbatch,
+                                     options.cuda_precision);
           if (quick.ok()) made = *std::move(quick);
           // A failure still broadcasts (an empty plan) so the other ranks do not wait forever.
         } else {
@@ -266,7 +257,8 @@ absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(const Model& model, i
       // Plan on the spot (see the header).
       YP_ASSIGN_OR_RETURN(made, MakeQuickPlan(model, imgsz, options.devices,
                                               options.microbatch, K, /*replicas=*/1,
-                                              /*batch=*/options.microbatch));
+                                              /*batch=*/options.microbatch,
+                                              options.cuda_precision));
       plan = &made;
     }
     for (int s = 0; s < K; ++s) {

@@ -90,18 +90,14 @@ absl::StatusOr<Mode> ParseMode(const std::string& text);
 const char* ModeName(Mode mode);
 
 // The plan Pipeline makes on the spot when it is given none: one quick profile of `model` at
-// `microbatch` images on devices[0] while the other devices run the model as background load
-// (ProfilerOptions::load_devices: the contention of stages side by side), warmup 1, repeats 2;
-// split by PlanPipeline into `stages` stages x `replicas` replicas for a batch of `batch` images,
-// with micro-batch `microbatch`. CUDA devices have no per-layer profiler yet: when devices[0] is
-// one, the profile is a roofline estimate (runtime/planner/synthetic_profile.h) with the rates
-// below, which balances stages by FLOPs and bytes rather than by measured time.
-inline constexpr double kQuickPlanCudaTflops = 300;  // fp16 tensor-core convolutions
-inline constexpr double kQuickPlanCudaGbps = 2500;   // HBM, data-movement ops
-inline constexpr double kQuickPlanCudaNodeUs = 4;    // launch cost per node
+// `microbatch` images on devices[0] (warmup 1, repeats 2; a CPU device with the other CPU devices
+// running the model as background load, ProfilerOptions::load_devices: the contention of stages
+// side by side; a CUDA device alone, in `cuda_precision`), split by PlanPipeline into `stages`
+// stages x `replicas` replicas for a batch of `batch` images, with micro-batch `microbatch`.
 absl::StatusOr<proto::Plan> MakeQuickPlan(const Model& model, int64_t imgsz,
                                           const std::vector<DeviceSpec>& devices, int microbatch,
-                                          int stages, int replicas, int batch);
+                                          int stages, int replicas, int batch,
+                                          DType cuda_precision = DType::kFloat16);
 
 struct PipelineOptions {
   Mode mode = Mode::kSingle;

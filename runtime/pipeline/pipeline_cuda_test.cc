@@ -25,10 +25,10 @@
 namespace yolopipe {
 namespace {
 
-using ::testing::HasSubstr;
 using gpu_testing::ExpectDetectionsNear;
 using gpu_testing::kFloat16Tolerance;
 using gpu_testing::kFloat32Tolerance;
+using ::testing::HasSubstr;
 
 constexpr int64_t kImgsz = 64;
 constexpr int64_t kBatch = 6;
@@ -91,23 +91,13 @@ TEST(PipelineCudaTest, RefusesBadPrecision) {
               ListCudaDevices().ok() ? HasSubstr("cuda_precision") : HasSubstr("no CUDA devices"));
 }
 
-// The plan made on the spot for CUDA devices needs no GPU (a roofline estimate): it splits the
-// model into the stages asked for, every node in exactly one stage.
-TEST(PipelineCudaTest, QuickPlanForCudaDevicesIsAnEstimate) {
-  absl::StatusOr<proto::Plan> plan = MakeQuickPlan(Yolov8n(), kImgsz, {Cuda(0), Cuda(1), Cuda(2)},
-                                                   /*microbatch=*/2, /*stages=*/3,
-                                                   /*replicas=*/1, /*batch=*/8);
-  ASSERT_TRUE(plan.ok()) << plan.status();
-  ASSERT_EQ(plan->stages_size(), 3);
-  std::set<std::string> nodes;
-  size_t listed = 0;
-  for (const proto::StagePlan& stage : plan->stages()) {
-    EXPECT_GT(stage.nodes_size(), 0);
-    listed += stage.nodes_size();
-    nodes.insert(stage.nodes().begin(), stage.nodes().end());
-  }
-  EXPECT_EQ(nodes.size(), listed);
-  EXPECT_GT(plan->predicted_throughput(), 0);
+// The plan made on the spot profiles the GPU: without one it fails cleanly.
+TEST(PipelineCudaTest, QuickPlanWithoutGpuFailsCleanly) {
+  if (ListCudaDevices().ok()) GTEST_SKIP() << "a GPU is present";
+  absl::StatusOr<proto::Plan> plan =
+      MakeQuickPlan(Yolov8n(), kImgsz, {Cuda(0), Cuda(0)}, 1, 2, 1, 2);
+  EXPECT_EQ(plan.status().code(), absl::StatusCode::kFailedPrecondition) << plan.status();
+  EXPECT_THAT(plan.status().message(), HasSubstr("no CUDA devices"));
 }
 
 // ---- On a GPU --------------------------------------------------------------------------------
@@ -143,9 +133,9 @@ class PipelineGpuTest : public ::testing::Test {
       PipelineStats stats;
       auto got = (*p)->Run(input_, &stats);
       ASSERT_TRUE(got.ok()) << got.status();
-      ExpectDetectionsNear(*got, reference_,
-                           o.cuda_precision == DType::kFloat16 ? kFloat16Tolerance
-                                                               : kFloat32Tolerance);
+      ExpectDetectionsNear(
+          *got, reference_,
+          o.cuda_precision == DType::kFloat16 ? kFloat16Tolerance : kFloat32Tolerance);
       EXPECT_EQ(stats.images, kBatch);
       for (int64_t bytes : stats.stage_peak_bytes) EXPECT_GT(bytes, 0);
     }
@@ -183,10 +173,11 @@ TEST_F(PipelineGpuTest, CpuStageThenCudaStage) {
   ExpectMatchesCpu(Options(Mode::kPipeline, {Cpu(), Cuda(0)}, 2));
 }
 
-// A 2-stage plan for CUDA devices whose second stage is only the last three nodes of the plan's
-// node order (inside the Detect head), with consistent node ranges.
+// A 2-stage plan whose second stage is only the last three nodes of the plan's node order
+// (inside the Detect head), with consistent node ranges. (Made on the CPU: a plan names nodes,
+// which are the same whatever the device.)
 proto::Plan PlanCuttingInsideTheHead() {
-  auto quick = MakeQuickPlan(Yolov8n(), kImgsz, {Cuda(0), Cuda(0)}, 2, 2, 1, 2);
+  auto quick = MakeQuickPlan(Yolov8n(), kImgsz, {Cpu(), Cpu()}, 2, 2, 1, 2);
   EXPECT_TRUE(quick.ok()) << quick.status();
   if (!quick.ok()) return proto::Plan();
   proto::Plan plan = *quick;
@@ -220,6 +211,19 @@ TEST_F(PipelineGpuTest, PlanCuttingInsideTheHead) {
   auto got = (*p)->Run(input_);
   ASSERT_TRUE(got.ok()) << got.status();
   ExpectDetectionsNear(*got, reference_, kFloat16Tolerance);
+}
+
+// With a GPU the plan made on the spot comes from a measured CUDA profile.
+TEST_F(PipelineGpuTest, QuickPlanProfilesTheGpu) {
+  absl::StatusOr<proto::Plan> plan =
+      MakeQuickPlan(Yolov8n(), kImgsz, {Cuda(0), Cuda(0), Cuda(0)}, 2, 3, 1, 8);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  ASSERT_EQ(plan->stages_size(), 3);
+  for (const proto::StagePlan& stage : plan->stages()) {
+    EXPECT_GT(stage.nodes_size(), 0);
+    EXPECT_GT(stage.compute_ms(), 0);
+  }
+  EXPECT_GT(plan->predicted_throughput(), 0);
 }
 
 TEST_F(PipelineGpuTest, StreamKeepsOrder) {

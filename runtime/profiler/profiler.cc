@@ -22,6 +22,8 @@
 #include "base/status_macros.h"
 #include "graph/fingerprint.h"
 #include "graph/yolov8/stats.h"
+#include "graph/prepare.h"
+#include "runtime/cuda/cuda_executor.h"
 #include "runtime/cuda/cuda_probe.h"
 #include "runtime/session.h"
 
@@ -273,14 +275,141 @@ proto::DeviceDescription DescribeDevice(const DeviceSpec& device) {
   return d;
 }
 
+namespace {
+
+// The CUDA half of ProfileModel (see the header).
+absl::StatusOr<proto::Profile> ProfileOnCuda(const Model& model, int64_t imgsz,
+                                             const ProfilerOptions& options) {
+  if (!options.load_devices.empty()) {
+    return absl::InvalidArgumentError("background load devices apply to CPU profiling only");
+  }
+  if (options.cuda_precision != DType::kFloat16 && options.cuda_precision != DType::kFloat32) {
+    return absl::InvalidArgumentError(absl::StrCat("cuda_precision must be float16 or float32, got ",
+                                                   DTypeName(options.cuda_precision)));
+  }
+  YP_ASSIGN_OR_RETURN(const std::vector<CudaDeviceInfo> gpus, ListCudaDevices());
+  if (options.device.index < 0 || options.device.index >= static_cast<int>(gpus.size())) {
+    return absl::InvalidArgumentError(absl::StrCat(options.device.ToString(), " does not exist: ",
+                                                   gpus.size(), " CUDA device(s) visible"));
+  }
+  if (model.graph.inputs().size() != 1) {
+    return absl::InvalidArgumentError(absl::StrCat("model '", model.source, "' has ",
+                                                   model.graph.inputs().size(),
+                                                   " inputs; the profiler feeds one image batch"));
+  }
+  auto progress = [&](const std::string& line) {
+    if (options.progress) options.progress(line);
+  };
+  const std::vector<int>& sizes = options.microbatch_sizes;
+  const int num_sizes = static_cast<int>(sizes.size());
+  proto::Profile profile;
+  profile.set_model(model.source);
+  profile.set_model_fingerprint(ModelFingerprint(model.graph));
+  *profile.mutable_device() = DescribeDevice(options.device);
+  profile.mutable_device()->set_description(
+      absl::StrCat(profile.device().description(), "; CUDA executor, ",
+                   options.cuda_precision == DType::kFloat16 ? "fp16" : "fp32"));
+  for (int m : sizes) profile.add_microbatch_sizes(m);
+  profile.set_repeats(options.repeats);
+  profile.set_warmup(options.warmup);
+  profile.set_created_by("yolopipe profile");
+  const size_t element = DTypeSize(options.cuda_precision);
+
+  for (int si = 0; si < num_sizes; ++si) {
+    const int m = sizes[si];
+    const std::string where = absl::StrFormat("micro-batch %d (%d/%d)", m, si + 1, num_sizes);
+    auto fail = [&](const absl::Status& s) {
+      return absl::Status(s.code(), absl::StrCat("profiling ", where, ": ", s.message()));
+    };
+    progress(absl::StrCat("preparing ", where));
+    absl::StatusOr<Shape> shape = InputShapeFor(model, m, imgsz);
+    if (!shape.ok()) return fail(shape.status());
+    absl::StatusOr<Graph> prepared = PrepareForExecution(model.graph, *shape);
+    if (!prepared.ok()) return fail(prepared.status());
+    const Graph& g = *prepared;
+    if (si == 0) {
+      for (int64_t d : *shape) profile.add_input_shape(d);
+      if (absl::Status s = FillStructure(g, m, profile); !s.ok()) return fail(s);
+    } else if (absl::Status s = CheckSameNodes(g, profile, m); !s.ok()) {
+      return fail(s);
+    }
+    CudaExecutorOptions co;
+    co.device = options.device.index;
+    co.precision = options.cuda_precision;
+    co.use_cuda_graph = false;
+    absl::StatusOr<std::unique_ptr<CudaExecutor>> executor = CudaExecutor::Create(g, co);
+    if (!executor.ok()) return fail(executor.status());
+    const CudaLoweringPlan& plan = (*executor)->plan();
+    absl::StatusOr<std::vector<std::vector<int>>> step_nodes = CudaStepNodes(g, plan);
+    if (!step_nodes.ok()) return fail(step_nodes.status());
+
+    const size_t num_nodes = g.nodes().size();
+    std::vector<std::vector<double>> node_ms(num_nodes);
+    std::vector<double> run_ms;
+    const Tensor input = SyntheticInput(*shape, 1);
+    const int runs = options.warmup + options.repeats;
+    for (int r = 0; r < runs; ++r) {
+      const auto start = std::chrono::steady_clock::now();
+      absl::StatusOr<std::vector<double>> step_ms = (*executor)->TimeSteps({input});
+      const double ms =
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+              .count();
+      if (!step_ms.ok()) return fail(step_ms.status());
+      const bool warm = r < options.warmup;
+      progress(warm ? absl::StrFormat("profiling %s: warm-up %d/%d, %.2f ms", where, r + 1,
+                                      options.warmup, ms)
+                    : absl::StrFormat("profiling %s: run %d/%d, %.2f ms", where,
+                                      r - options.warmup + 1, options.repeats, ms));
+      if (warm) continue;
+      run_ms.push_back(ms);
+      std::vector<double> sample(num_nodes, 0.0);
+      for (size_t s = 0; s < step_ms->size(); ++s) {
+        const std::vector<int>& owners = (*step_nodes)[s];
+        for (int n : owners) sample[n] += (*step_ms)[s] / static_cast<double>(owners.size());
+      }
+      for (size_t n = 0; n < num_nodes; ++n) node_ms[n].push_back(sample[n]);
+    }
+    double node_sum = 0.0;
+    for (size_t n = 0; n < num_nodes; ++n) {
+      uint64_t output_bytes = 0;
+      for (const std::string& out : g.nodes()[n].outputs) {
+        output_bytes += ValueBytes(g, out) / sizeof(float) * element;
+      }
+      proto::NodeProfile* np = profile.mutable_nodes(static_cast<int>(n));
+      proto::NodeTiming* t = np->add_timings();
+      t->set_microbatch(m);
+      t->set_min_ms(Min(node_ms[n]));
+      t->set_median_ms(Median(node_ms[n]));
+      t->set_output_bytes(output_bytes);
+      t->set_workspace_bytes(0);
+      node_sum += t->median_ms();
+      if (si == 0) {
+        np->set_time_ms(t->median_ms());
+        np->set_output_bytes(t->output_bytes());
+        np->set_workspace_bytes(0);
+      }
+    }
+    proto::MicrobatchRun* run = profile.add_runs();
+    run->set_microbatch(m);
+    run->set_run_min_ms(Min(run_ms));
+    run->set_run_median_ms(Median(run_ms));
+    run->set_node_sum_ms(node_sum);
+    run->set_arena_bytes(plan.arena_bytes);
+    run->set_weight_bytes(plan.weights.size());
+    run->set_workspace_bytes((*executor)->workspace_bytes());
+  }
+  double total = 0.0;
+  for (const proto::NodeProfile& np : profile.nodes()) total += np.time_ms();
+  profile.set_total_ms(total);
+  return profile;
+}
+
+}  // namespace
+
 absl::StatusOr<proto::Profile> ProfileModel(const Model& model, int64_t imgsz,
                                             const ProfilerOptions& options) {
   YP_RETURN_IF_ERROR(ValidateProfilerOptions(options));
-  if (options.device.kind == DeviceKind::kCuda) {
-    YP_RETURN_IF_ERROR(ListCudaDevices().status());
-    return absl::UnimplementedError(absl::StrCat("profiling on ", options.device.ToString(),
-                                                 " is not supported yet (CPU devices only)"));
-  }
+  if (options.device.kind == DeviceKind::kCuda) return ProfileOnCuda(model, imgsz, options);
   if (model.graph.inputs().size() != 1) {
     return absl::InvalidArgumentError(
         absl::StrCat("model '", model.source, "' has ", model.graph.inputs().size(), " inputs (",

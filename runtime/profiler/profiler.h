@@ -41,7 +41,8 @@ struct ProfilerOptions {
   std::vector<int> microbatch_sizes = {1};
   int repeats = 5;    // timed runs per size (>= 1); min and median kept
   int warmup = 1;     // untimed runs per size first (>= 0)
-  DeviceSpec device;  // a CPU device; its num_threads is the kernels' thread count
+  DeviceSpec device;  // CPU: its num_threads is the kernels' thread count; or a CUDA device
+  DType cuda_precision = DType::kFloat16;  // CUDA devices: kFloat16 or kFloat32
   // Devices kept busy while profiling: each runs the same model at the same micro-batch size in
   // a loop on its own thread pinned to its cores, and the profiling thread is pinned to
   // `device`'s cores. The timings then include the contention (memory bandwidth, shared caches,
@@ -67,8 +68,13 @@ absl::Status ValidateProfilerOptions(const ProfilerOptions& options);
 // constant inputs; a constant two nodes read counts for both), FLOPs (2 x MACs of a Conv), and one
 // NodeTiming per size; tensors (every activation: the graph input and every node output);
 // the device description; model (model.source) and model_fingerprint (graph/fingerprint.h of the
-// unbound model.graph). A CUDA device gives the probe's "no CUDA devices: ..." error, or
-// Unimplemented where GPUs exist (the executor is CPU-only for now). Blocks for the whole
+// unbound model.graph). A CUDA device gives the probe's "no CUDA devices: ..." error without a
+// GPU; with one, each size is lowered for the CUDA executor (runtime/cuda/cuda_executor.h, in
+// options.cuda_precision, no CUDA graph) and every step is timed with CUDA events: a node's time
+// is its own step's, the Detect head's decode kernel is shared evenly by the head's nodes, and
+// an input conversion is charged to the first node reading the input (CudaStepNodes). Node
+// output bytes are then the activations in that precision, per-node workspace 0 (the run
+// records the executor's). load_devices must be empty for a CUDA device. Blocks for the whole
 // profile; not safe to run two profiles of one device at once (they would time each other).
 absl::StatusOr<proto::Profile> ProfileModel(const Model& model, int64_t imgsz,
                                             const ProfilerOptions& options);

@@ -14,6 +14,7 @@
 #include "graph/prepare.h"
 #include "graph/yolov8/stats.h"
 #include "gtest/gtest.h"
+#include "runtime/cuda/cuda_probe.h"
 #include "runtime/session.h"
 
 namespace yolopipe {
@@ -381,18 +382,45 @@ TEST(ProfilerOptionsTest, RejectsBadOptions) {
   EXPECT_TRUE(ValidateProfilerOptions(good).ok());
 }
 
-TEST(ProfilerOptionsTest, CudaDeviceIsRefusedClearly) {
+TEST(ProfilerOptionsTest, CudaDeviceWithoutGpuFailsClearly) {
+  if (ListCudaDevices().ok()) GTEST_SKIP() << "a GPU is present";
   ProfilerOptions options;
   options.device.kind = DeviceKind::kCuda;
   const absl::Status status = ProfileWith(options);
-  ASSERT_FALSE(status.ok());
-  // Without GPUs (or without --config=cuda): the probe's error; with GPUs: not supported yet.
-  if (status.code() == absl::StatusCode::kFailedPrecondition) {
-    EXPECT_THAT(std::string(status.message()), HasSubstr("no CUDA devices"));
-  } else {
-    EXPECT_EQ(status.code(), absl::StatusCode::kUnimplemented);
-    EXPECT_THAT(std::string(status.message()), HasSubstr("cuda:0"));
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition) << status;
+  EXPECT_THAT(std::string(status.message()), HasSubstr("no CUDA devices"));
+}
+
+// On a GPU: the CUDA profile has the CPU profile's nodes and tensors, a time for every node
+// (the Detect head's nodes share one kernel's) and the executor's memory figures.
+TEST(ProfilerTest, CudaProfileHasTheCpuProfilesStructure) {
+  if (!ListCudaDevices().ok()) GTEST_SKIP() << ListCudaDevices().status();
+  auto model = LoadModel("yolov8n", BuiltinModelOptions{80, 0, kImgsz});
+  ASSERT_TRUE(model.ok()) << model.status();
+  ProfilerOptions cpu;
+  cpu.microbatch_sizes = {1, 2};
+  cpu.repeats = 2;
+  ProfilerOptions gpu = cpu;
+  gpu.device.kind = DeviceKind::kCuda;
+  auto want = ProfileModel(*model, kImgsz, cpu);
+  ASSERT_TRUE(want.ok()) << want.status();
+  auto got = ProfileModel(*model, kImgsz, gpu);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->device().kind(), "cuda");
+  ASSERT_EQ(got->nodes_size(), want->nodes_size());
+  double total = 0;
+  for (int i = 0; i < got->nodes_size(); ++i) {
+    EXPECT_EQ(got->nodes(i).name(), want->nodes(i).name());
+    EXPECT_EQ(got->nodes(i).flops(), want->nodes(i).flops());
+    ASSERT_EQ(got->nodes(i).timings_size(), 2);
+    EXPECT_GE(got->nodes(i).time_ms(), 0);
+    total += got->nodes(i).time_ms();
   }
+  EXPECT_GT(total, 0);
+  EXPECT_EQ(got->tensors_size(), want->tensors_size());
+  ASSERT_EQ(got->runs_size(), 2);
+  EXPECT_GT(got->runs(0).arena_bytes(), 0u);
+  EXPECT_GT(got->runs(0).weight_bytes(), 0u);
 }
 
 TEST(ProfilerOptionsTest, LoadDevicesMustBeCpuDevices) {

@@ -99,7 +99,8 @@ absl::StatusOr<CompareResult> RunComparison(const Model& model, const CompareOpt
     proto::Plan plan;
     if (c.mode == Mode::kPipeline || c.mode == Mode::kHybrid) {
       absl::StatusOr<proto::Plan> made =
-          MakeQuickPlan(model, o.imgsz, o.devices, o.microbatch, c.stages, c.replicas, o.batch);
+          MakeQuickPlan(model, o.imgsz, o.devices, o.microbatch, c.stages, c.replicas, o.batch,
+                        o.cuda_precision);
       if (!made.ok()) {
         return absl::Status(made.status().code(), prefix + std::string(made.status().message()));
       }
