@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -277,6 +278,86 @@ proto::DeviceDescription DescribeDevice(const DeviceSpec& device) {
 
 namespace {
 
+// The fields every profile starts with.
+proto::Profile NewProfile(const Model& model, const ProfilerOptions& options) {
+  proto::Profile profile;
+  profile.set_model(model.source);
+  profile.set_model_fingerprint(ModelFingerprint(model.graph));
+  *profile.mutable_device() = DescribeDevice(options.device);
+  for (int m : options.microbatch_sizes) profile.add_microbatch_sizes(m);
+  profile.set_repeats(options.repeats);
+  profile.set_warmup(options.warmup);
+  profile.set_created_by("yolopipe profile");
+  return profile;
+}
+
+// Runs `run_once` warmup + repeats times, timing each call's wall time and reporting progress.
+// `run_once` returns one time sample per node (ms); the timed runs' samples go to node_ms[n] and
+// their wall times to run_ms.
+absl::Status TimeRuns(const ProfilerOptions& options, const std::string& where,
+                      const std::function<absl::StatusOr<std::vector<double>>()>& run_once,
+                      std::vector<std::vector<double>>& node_ms, std::vector<double>& run_ms) {
+  const int runs = options.warmup + options.repeats;
+  for (int r = 0; r < runs; ++r) {
+    const auto start = std::chrono::steady_clock::now();
+    absl::StatusOr<std::vector<double>> sample = run_once();
+    const double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+            .count();
+    if (!sample.ok()) return sample.status();
+    const bool warm = r < options.warmup;
+    if (options.progress) {
+      options.progress(warm ? absl::StrFormat("profiling %s: warm-up %d/%d, %.1f ms", where,
+                                              r + 1, options.warmup, ms)
+                            : absl::StrFormat("profiling %s: run %d/%d, %.1f ms", where,
+                                              r - options.warmup + 1, options.repeats, ms));
+    }
+    if (warm) continue;
+    run_ms.push_back(ms);
+    for (size_t n = 0; n < node_ms.size(); ++n) node_ms[n].push_back((*sample)[n]);
+  }
+  return absl::OkStatus();
+}
+
+// Records micro-batch size index `si` (size m): every node's timing with its output and
+// workspace bytes (the reference figures for the first size), and the whole-run figures.
+void RecordSize(proto::Profile& profile, int si, int m,
+                const std::vector<std::vector<double>>& node_ms,
+                const std::vector<uint64_t>& output_bytes,
+                const std::vector<uint64_t>& workspace_bytes, const std::vector<double>& run_ms,
+                uint64_t arena_bytes, uint64_t weight_bytes, uint64_t executor_workspace) {
+  double node_sum = 0.0;
+  for (size_t n = 0; n < node_ms.size(); ++n) {
+    proto::NodeProfile* np = profile.mutable_nodes(static_cast<int>(n));
+    proto::NodeTiming* t = np->add_timings();
+    t->set_microbatch(m);
+    t->set_min_ms(Min(node_ms[n]));
+    t->set_median_ms(Median(node_ms[n]));
+    t->set_output_bytes(output_bytes[n]);
+    t->set_workspace_bytes(workspace_bytes[n]);
+    node_sum += t->median_ms();
+    if (si == 0) {
+      np->set_time_ms(t->median_ms());
+      np->set_output_bytes(t->output_bytes());
+      np->set_workspace_bytes(t->workspace_bytes());
+    }
+  }
+  proto::MicrobatchRun* run = profile.add_runs();
+  run->set_microbatch(m);
+  run->set_run_min_ms(Min(run_ms));
+  run->set_run_median_ms(Median(run_ms));
+  run->set_node_sum_ms(node_sum);
+  run->set_arena_bytes(arena_bytes);
+  run->set_weight_bytes(weight_bytes);
+  run->set_workspace_bytes(executor_workspace);
+}
+
+void SetTotal(proto::Profile& profile) {
+  double total = 0.0;
+  for (const proto::NodeProfile& np : profile.nodes()) total += np.time_ms();
+  profile.set_total_ms(total);
+}
+
 // The CUDA half of ProfileModel (see the header).
 absl::StatusOr<proto::Profile> ProfileOnCuda(const Model& model, int64_t imgsz,
                                              const ProfilerOptions& options) {
@@ -302,17 +383,10 @@ absl::StatusOr<proto::Profile> ProfileOnCuda(const Model& model, int64_t imgsz,
   };
   const std::vector<int>& sizes = options.microbatch_sizes;
   const int num_sizes = static_cast<int>(sizes.size());
-  proto::Profile profile;
-  profile.set_model(model.source);
-  profile.set_model_fingerprint(ModelFingerprint(model.graph));
-  *profile.mutable_device() = DescribeDevice(options.device);
+  proto::Profile profile = NewProfile(model, options);
   profile.mutable_device()->set_description(
       absl::StrCat(profile.device().description(), "; CUDA executor, ",
                    options.cuda_precision == DType::kFloat16 ? "fp16" : "fp32"));
-  for (int m : sizes) profile.add_microbatch_sizes(m);
-  profile.set_repeats(options.repeats);
-  profile.set_warmup(options.warmup);
-  profile.set_created_by("yolopipe profile");
   const size_t element = DTypeSize(options.cuda_precision);
 
   for (int si = 0; si < num_sizes; ++si) {
@@ -347,60 +421,28 @@ absl::StatusOr<proto::Profile> ProfileOnCuda(const Model& model, int64_t imgsz,
     std::vector<std::vector<double>> node_ms(num_nodes);
     std::vector<double> run_ms;
     const Tensor input = SyntheticInput(*shape, 1);
-    const int runs = options.warmup + options.repeats;
-    for (int r = 0; r < runs; ++r) {
-      const auto start = std::chrono::steady_clock::now();
-      absl::StatusOr<std::vector<double>> step_ms = (*executor)->TimeSteps({input});
-      const double ms =
-          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
-              .count();
-      if (!step_ms.ok()) return fail(step_ms.status());
-      const bool warm = r < options.warmup;
-      progress(warm ? absl::StrFormat("profiling %s: warm-up %d/%d, %.2f ms", where, r + 1,
-                                      options.warmup, ms)
-                    : absl::StrFormat("profiling %s: run %d/%d, %.2f ms", where,
-                                      r - options.warmup + 1, options.repeats, ms));
-      if (warm) continue;
-      run_ms.push_back(ms);
+    auto run_once = [&]() -> absl::StatusOr<std::vector<double>> {
+      YP_ASSIGN_OR_RETURN(const std::vector<double> step_ms, (*executor)->TimeSteps({input}));
       std::vector<double> sample(num_nodes, 0.0);
-      for (size_t s = 0; s < step_ms->size(); ++s) {
+      for (size_t s = 0; s < step_ms.size(); ++s) {
         const std::vector<int>& owners = (*step_nodes)[s];
-        for (int n : owners) sample[n] += (*step_ms)[s] / static_cast<double>(owners.size());
+        for (int n : owners) sample[n] += step_ms[s] / static_cast<double>(owners.size());
       }
-      for (size_t n = 0; n < num_nodes; ++n) node_ms[n].push_back(sample[n]);
+      return sample;
+    };
+    if (absl::Status s = TimeRuns(options, where, run_once, node_ms, run_ms); !s.ok()) {
+      return fail(s);
     }
-    double node_sum = 0.0;
+    std::vector<uint64_t> output_bytes(num_nodes, 0);
     for (size_t n = 0; n < num_nodes; ++n) {
-      uint64_t output_bytes = 0;
       for (const std::string& out : g.nodes()[n].outputs) {
-        output_bytes += ValueBytes(g, out) / sizeof(float) * element;
-      }
-      proto::NodeProfile* np = profile.mutable_nodes(static_cast<int>(n));
-      proto::NodeTiming* t = np->add_timings();
-      t->set_microbatch(m);
-      t->set_min_ms(Min(node_ms[n]));
-      t->set_median_ms(Median(node_ms[n]));
-      t->set_output_bytes(output_bytes);
-      t->set_workspace_bytes(0);
-      node_sum += t->median_ms();
-      if (si == 0) {
-        np->set_time_ms(t->median_ms());
-        np->set_output_bytes(t->output_bytes());
-        np->set_workspace_bytes(0);
+        output_bytes[n] += ValueBytes(g, out) / sizeof(float) * element;
       }
     }
-    proto::MicrobatchRun* run = profile.add_runs();
-    run->set_microbatch(m);
-    run->set_run_min_ms(Min(run_ms));
-    run->set_run_median_ms(Median(run_ms));
-    run->set_node_sum_ms(node_sum);
-    run->set_arena_bytes(plan.arena_bytes);
-    run->set_weight_bytes(plan.weights.size());
-    run->set_workspace_bytes((*executor)->workspace_bytes());
+    RecordSize(profile, si, m, node_ms, output_bytes, std::vector<uint64_t>(num_nodes, 0), run_ms,
+               plan.arena_bytes, plan.weights.size(), (*executor)->workspace_bytes());
   }
-  double total = 0.0;
-  for (const proto::NodeProfile& np : profile.nodes()) total += np.time_ms();
-  profile.set_total_ms(total);
+  SetTotal(profile);
   return profile;
 }
 
@@ -422,14 +464,7 @@ absl::StatusOr<proto::Profile> ProfileModel(const Model& model, int64_t imgsz,
     if (options.progress) options.progress(line);
   };
 
-  proto::Profile profile;
-  profile.set_model(model.source);
-  profile.set_model_fingerprint(ModelFingerprint(model.graph));
-  *profile.mutable_device() = DescribeDevice(options.device);
-  for (int m : sizes) profile.add_microbatch_sizes(m);
-  profile.set_repeats(options.repeats);
-  profile.set_warmup(options.warmup);
-  profile.set_created_by("yolopipe profile");
+  proto::Profile profile = NewProfile(model, options);
   for (const DeviceSpec& d : options.load_devices) {
     profile.add_load_devices(absl::StrCat("cpu:", d.index));
   }
@@ -508,62 +543,30 @@ absl::StatusOr<proto::Profile> ProfileModel(const Model& model, int64_t imgsz,
     std::vector<std::vector<double>> node_ms(num_nodes);
     std::vector<double> run_ms;
     const Tensor input = SyntheticInput(*shape, 1);
-    const int runs = options.warmup + options.repeats;
-    for (int r = 0; r < runs; ++r) {
-      const auto start = std::chrono::steady_clock::now();
-      absl::StatusOr<Tensor> out = (*session)->Run(input);
-      const double ms =
-          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
-              .count();
-      if (!out.ok()) return fail(out.status());
-      const bool warm = r < options.warmup;
-      progress(warm ? absl::StrFormat("profiling %s: warm-up %d/%d, %.1f ms", where, r + 1,
-                                      options.warmup, ms)
-                    : absl::StrFormat("profiling %s: run %d/%d, %.1f ms", where,
-                                      r - options.warmup + 1, options.repeats, ms));
-      if (warm) continue;
-      run_ms.push_back(ms);
+    auto run_once = [&]() -> absl::StatusOr<std::vector<double>> {
+      YP_RETURN_IF_ERROR((*session)->Run(input).status());
       std::vector<double> sample(num_nodes, 0.0);
       for (size_t s = 0; s < steps.size(); ++s) {
         if (!steps[s].view) sample[(*owner)[s]] += steps[s].last_ms;
       }
-      for (size_t n = 0; n < num_nodes; ++n) node_ms[n].push_back(sample[n]);
+      return sample;
+    };
+    if (absl::Status s = TimeRuns(options, where, run_once, node_ms, run_ms); !s.ok()) {
+      return fail(s);
     }
 
     // The node's own kernel step carries its output and workspace bytes.
-    std::vector<const ExecutionStep*> kernel_step(num_nodes, nullptr);
+    std::vector<uint64_t> output_bytes(num_nodes, 0), workspace_bytes(num_nodes, 0);
     for (size_t s = 0; s < steps.size(); ++s) {
-      if (steps[s].op_type != kConversionOp) kernel_step[(*owner)[s]] = &steps[s];
+      if (steps[s].op_type == kConversionOp) continue;
+      output_bytes[(*owner)[s]] = steps[s].output_bytes;
+      workspace_bytes[(*owner)[s]] = steps[s].workspace_bytes;
     }
-    double node_sum = 0.0;
-    for (size_t n = 0; n < num_nodes; ++n) {
-      proto::NodeProfile* np = profile.mutable_nodes(static_cast<int>(n));
-      proto::NodeTiming* t = np->add_timings();
-      t->set_microbatch(m);
-      t->set_min_ms(Min(node_ms[n]));
-      t->set_median_ms(Median(node_ms[n]));
-      t->set_output_bytes(kernel_step[n]->output_bytes);
-      t->set_workspace_bytes(kernel_step[n]->workspace_bytes);
-      node_sum += t->median_ms();
-      if (si == 0) {
-        np->set_time_ms(t->median_ms());
-        np->set_output_bytes(t->output_bytes());
-        np->set_workspace_bytes(t->workspace_bytes());
-      }
-    }
-    proto::MicrobatchRun* run = profile.add_runs();
-    run->set_microbatch(m);
-    run->set_run_min_ms(Min(run_ms));
-    run->set_run_median_ms(Median(run_ms));
-    run->set_node_sum_ms(node_sum);
-    run->set_arena_bytes(executor.arena_bytes());
-    run->set_weight_bytes(executor.weight_bytes());
-    run->set_workspace_bytes(executor.workspace_bytes());
+    RecordSize(profile, si, m, node_ms, output_bytes, workspace_bytes, run_ms,
+               executor.arena_bytes(), executor.weight_bytes(), executor.workspace_bytes());
   }
 
-  double total = 0.0;
-  for (const proto::NodeProfile& np : profile.nodes()) total += np.time_ms();
-  profile.set_total_ms(total);
+  SetTotal(profile);
   return profile;
 }
 
