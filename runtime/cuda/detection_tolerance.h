@@ -13,14 +13,17 @@
 namespace yolopipe::gpu_testing {
 
 // Tolerances of the GPU result against the CPU Session (float32 reference). fp16 activations
-// and weights through ~70 layers: boxes within half a pixel, scores within 2e-3.
+// and weights through ~70 layers: scores within 2e-3; boxes within half a pixel plus 2e-3 of the
+// coordinate, since the DFL distances (fp16, up to 16 cells) are scaled by strides up to 32, so
+// the error grows with the image (the host emulator of the fp16 plan, lowering_emulator_test,
+// measures 0.09 px at 64x64 and up to 0.47 px at 640x640: within 0.5 + 2e-3 x 640 = 1.78).
 struct Tolerance {
   double box_relative;  // boxes: |got - want| <= box_relative * max(1, |want|) + box_abs
   double box_abs;
   double score_abs;
 };
 inline constexpr Tolerance kFloat32Tolerance = {1e-3, 0.0, 1e-4};
-inline constexpr Tolerance kFloat16Tolerance = {0.0, 0.5, 2e-3};
+inline constexpr Tolerance kFloat16Tolerance = {2e-3, 0.5, 2e-3};
 
 // Counts elements outside the tolerance; reports the worst ones.
 inline void ExpectDetectionsNear(const Tensor& got, const Tensor& want, const Tolerance& tol) {
