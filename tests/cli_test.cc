@@ -2,12 +2,13 @@
 #include <sys/wait.h>
 
 #include <cstdio>
-#include <fstream>
 #include <cstdlib>
+#include <fstream>
 #include <string>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "runtime/cuda/cuda_probe.h"
 #include "tests/cli_runner.h"
 
 namespace {
@@ -178,6 +179,36 @@ TEST(CliTest, ProfileLinkFeedsPlan) {
   Result bad = Yolopipe("profile-link --sizes 4K,zz");
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_THAT(bad.err, HasSubstr("--sizes"));
+}
+
+// profile-link over NCCL: how its ranks meet, and what a machine without a GPU says.
+TEST(CliTest, ProfileLinkOverNcclWithoutGpu) {
+  Result no_ranks = Yolopipe("profile-link --transport nccl");
+  EXPECT_EQ(no_ranks.exit_code, 2) << no_ranks.err;
+  EXPECT_THAT(no_ranks.err, HasSubstr("YOLOPIPE_BOOTSTRAP_DIR"));
+  Result bad = Yolopipe("profile-link --transport tcp");
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_THAT(bad.err, HasSubstr("--transport must be mpi, local or nccl"));
+  Result mpi = Yolopipe("profile-link --transport mpi");
+  EXPECT_EQ(mpi.exit_code, 2);
+  EXPECT_THAT(mpi.err, HasSubstr("mpirun"));
+  Result device = Yolopipe("profile-link --device cuda:0");
+  EXPECT_EQ(device.exit_code, 2);
+  EXPECT_THAT(device.err, HasSubstr("--device applies to --transport nccl"));
+  // Rank 0 of 2 meeting through a directory: without a GPU it fails at once, before waiting for
+  // rank 1 (which is never started). With a GPU it would wait for rank 1 until its deadline.
+  if (::yolopipe::ListCudaDevices().ok()) GTEST_SKIP() << "a GPU is present";
+  const std::string dir = ::testing::TempDir() + "/nccl_boot";
+  ASSERT_EQ(std::system(("rm -rf " + dir + " && mkdir -p " + dir).c_str()), 0);
+  setenv("YOLOPIPE_BOOTSTRAP_DIR", dir.c_str(), 1);
+  setenv("YOLOPIPE_RANK", "0", 1);
+  setenv("YOLOPIPE_WORLD_SIZE", "2", 1);
+  Result alone = Yolopipe("profile-link --transport nccl");
+  unsetenv("YOLOPIPE_BOOTSTRAP_DIR");
+  unsetenv("YOLOPIPE_RANK");
+  unsetenv("YOLOPIPE_WORLD_SIZE");
+  EXPECT_EQ(alone.exit_code, 1) << alone.err;
+  EXPECT_THAT(alone.err, HasSubstr("no CUDA devices"));
 }
 
 TEST(CliTest, ExportRequiresOutput) {

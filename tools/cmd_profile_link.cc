@@ -2,6 +2,10 @@
 // latency + bandwidth line that `yolopipe plan --link FILE` prices transfers with.
 //   mpirun -np 2 yolopipe profile-link -o link.pbtxt    ranks 0 and 1 over MPI (any hosts)
 //   yolopipe profile-link -o link.pbtxt                  two CPU devices in this process
+//   mpirun -np 2 yolopipe profile-link --transport nccl  ranks 0 and 1 over NCCL, GPU buffers
+//   (or, without MPI, each rank started with YOLOPIPE_BOOTSTRAP_DIR, YOLOPIPE_RANK and
+//   YOLOPIPE_WORLD_SIZE: ranks meet through that directory)
+#include <cstdlib>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -15,7 +19,11 @@
 #include "runtime/artifact_io.h"
 #include "runtime/comm/link_profiler.h"
 #include "runtime/comm/local_communicator.h"
+#include "runtime/comm/bootstrap.h"
 #include "runtime/comm/mpi_communicator.h"
+#include "runtime/cuda/cuda_probe.h"
+#include "runtime/cuda/nccl_communicator.h"
+#include "runtime/cuda/nccl_link.h"
 #include "runtime/device.h"
 #include "tools/cli_common.h"
 
@@ -53,13 +61,85 @@ void PrintProfile(const proto::LinkProfile& p) {
   if (!p.fit().empty()) std::cerr << "warning: " << p.fit() << "\n";
 }
 
+// --transport nccl: ranks 0 and 1 of an NCCL communicator over every rank ping-pong device
+// buffers; the other ranks only take part in creating it. Returns the initiator's profile on
+// rank 0, an empty profile elsewhere; a failure on any rank fails every rank.
+absl::StatusOr<proto::LinkProfile> ProfileNccl(const std::string& device_flag,
+                                               const LinkProfileOptions& options) {
+  std::unique_ptr<MpiRuntime> mpi;
+  std::unique_ptr<FileBootstrap> file;
+  const Bootstrap* bootstrap = nullptr;
+  int local_rank = 0;
+  if (MpiRuntime::LaunchedByMpi()) {
+    auto init = MpiRuntime::Init(nullptr, nullptr);
+    if (!init.ok()) return init.status();
+    mpi = *std::move(init);
+    bootstrap = mpi.get();
+    local_rank = mpi->local_rank();
+  } else {
+    auto from_env = FileBootstrap::FromEnvironment(absl::Seconds(120));
+    if (absl::IsNotFound(from_env.status())) {
+      return absl::InvalidArgumentError(
+          "--transport nccl needs its ranks: start them with mpirun, or each with "
+          "YOLOPIPE_BOOTSTRAP_DIR, YOLOPIPE_RANK and YOLOPIPE_WORLD_SIZE set");
+    }
+    if (!from_env.ok()) return from_env.status();
+    file = *std::move(from_env);
+    bootstrap = file.get();
+    const char* local = std::getenv("YOLOPIPE_LOCAL_RANK");
+    local_rank = local != nullptr ? std::atoi(local) : file->rank();
+  }
+  if (bootstrap->size() < 2) {
+    return absl::InvalidArgumentError("profile-link over NCCL needs >= 2 ranks");
+  }
+  // The device is checked before the collective creation, so a machine without a GPU fails at
+  // once instead of waiting for the other ranks.
+  auto gpus = ListCudaDevices();
+  if (!gpus.ok()) return gpus.status();
+  int device = local_rank % static_cast<int>(gpus->size());
+  if (!device_flag.empty()) {
+    auto parsed = ParseDevices(device_flag);
+    if (!parsed.ok()) return parsed.status();
+    if (parsed->size() != 1 || (*parsed)[0].kind != DeviceKind::kCuda ||
+        (*parsed)[0].index >= static_cast<int>(gpus->size())) {
+      return absl::InvalidArgumentError(absl::StrCat("--device must be one visible GPU cuda:N (",
+                                                     gpus->size(), " visible), got '",
+                                                     device_flag, "'"));
+    }
+    device = (*parsed)[0].index;
+  }
+  auto fabric = NcclFabric::Create(*bootstrap, device);
+  if (!fabric.ok()) return fabric.status();
+  const int rank = bootstrap->rank();
+  absl::StatusOr<proto::LinkProfile> profile = proto::LinkProfile();
+  if (rank <= 1) {
+    auto endpoint = MakeNcclDeviceLinkEndpoint((*fabric)->endpoint(rank), 1 - rank);
+    profile = endpoint.ok() ? ProfileLink(**endpoint, rank == 0, options) : endpoint.status();
+    if (!profile.ok()) (*fabric)->Abort(profile.status());
+  }
+  // Every rank learns whether the two that measured succeeded, then all leave together.
+  auto worst = bootstrap->MaxOverRanks(profile.ok() ? 0 : 1);
+  if (!profile.ok()) return profile.status();
+  if (!worst.ok()) return worst.status();
+  if (*worst != 0) return absl::AbortedError("the other measuring rank failed (see its error)");
+  profile->set_transport("nccl");
+  profile->set_endpoints(absl::StrCat("rank 0 (cuda:", device, ") <-> rank 1 of ",
+                                      bootstrap->size(), ", device buffers"));
+  return profile;
+}
+
 }  // namespace
 
 int ProfileLinkCommand(const std::vector<std::string>& args) {
   FlagSet flags("profile-link",
                 "Measure send/recv time by message size between two endpoints (ping-pong) and "
                 "fit latency + bandwidth for `yolopipe plan --link FILE`. Under mpirun: ranks 0 "
-                "and 1 over MPI; otherwise two CPU devices of this process.");
+                "and 1 over MPI; otherwise two CPU devices of this process. --transport nccl: "
+                "ranks 0 and 1 over NCCL with GPU buffers (mpirun, or ranks started with "
+                "YOLOPIPE_BOOTSTRAP_DIR, YOLOPIPE_RANK, YOLOPIPE_WORLD_SIZE).");
+  flags.AddString("transport", "", "mpi (under mpirun), local (otherwise) or nccl");
+  flags.AddString("device", "", "--transport nccl: this rank's GPU cuda:N (default: local rank "
+                                "modulo the visible GPUs)");
   flags.AddString("sizes", "4K,64K,1M,4M,16M", "message sizes in bytes (K, M suffixes)");
   flags.AddInt("repeats", 20, "timed round trips per size");
   flags.AddInt("warmup", 3, "untimed round trips per size first");
@@ -88,9 +168,41 @@ int ProfileLinkCommand(const std::vector<std::string>& args) {
     return kExitUsage;
   }
   options.progress = [](const std::string& line) { std::cerr << line << "\n"; };
+  std::string transport = flags.GetString("transport");
+  if (transport.empty()) transport = MpiRuntime::LaunchedByMpi() ? "mpi" : "local";
+  if (transport != "mpi" && transport != "local" && transport != "nccl") {
+    std::cerr << "error: --transport must be mpi, local or nccl, got '" << transport << "'\n";
+    return kExitUsage;
+  }
+  if (transport == "mpi" && !MpiRuntime::LaunchedByMpi()) {
+    std::cerr << "error: --transport mpi needs the ranks started by mpirun or srun\n";
+    return kExitUsage;
+  }
+  if (transport == "local" && MpiRuntime::LaunchedByMpi()) {
+    std::cerr << "error: --transport local measures two devices of one process; run it "
+                 "without mpirun\n";
+    return kExitUsage;
+  }
+  if (!flags.GetString("device").empty() && transport != "nccl") {
+    std::cerr << "error: --device applies to --transport nccl\n";
+    return kExitUsage;
+  }
 
   absl::StatusOr<proto::LinkProfile> profile;
-  if (MpiRuntime::LaunchedByMpi()) {
+  if (transport == "nccl") {
+    profile = ProfileNccl(flags.GetString("device"), options);
+    if (!profile.ok()) {
+      if (absl::IsInvalidArgument(profile.status())) {
+        std::cerr << "error: " << profile.status().message() << "\n";
+        return kExitUsage;
+      }
+      if (MpiRuntime::LaunchedByMpi()) {
+        MpiRuntime::AbortJob(absl::StrCat("error: ", profile.status().message()), kExitError);
+      }
+      return ReportError(profile.status());
+    }
+    if (profile->points_size() == 0) return kExitOk;  // not rank 0: only took part
+  } else if (MpiRuntime::LaunchedByMpi()) {
     auto mpi = MpiRuntime::Init(nullptr, nullptr);
     if (!mpi.ok()) return ReportError(mpi.status());
     if ((*mpi)->size() < 2) {

@@ -10,7 +10,8 @@
 #      skipped on the build machine, where the others passed), gtest XML kept;
 #   2b. the multi-process NCCL transport: 2 and 4 ranks of nccl_communicator_test_ranks on this one
 #      GPU (each its own NCCL_HOSTID, NCCL_SOCKET_IFNAME=lo; ranks meet through FileBootstrap's
-#      directory, since there is no MPI here);
+#      directory, since there is no MPI here), and `yolopipe profile-link --transport nccl` over 2
+#      such ranks (written to $OUT/link_nccl.pbtxt);
 #   3. `yolopipe bench --device cuda:0` for yolov8{n,s,m,l,x} at batch 1 and 32, fp16, CUDA graphs
 #      (and, with time left, a few cases with --cudnn_fusion: which epilogue is faster);
 #   3b. `yolopipe run` with CUDA stages: single, pipeline (2 stages on the GPU) and data mode;
@@ -255,6 +256,34 @@ if [ -x "$NCCL_BIN" ]; then
   done
 else
   problem "the NCCL rank binary is not in the bundle"
+fi
+
+# profile-link over NCCL: 2 ranks of yolopipe on the one GPU ping-pong device buffers (the link
+# the planner would price; same-GPU ranks with distinct NCCL_HOSTIDs talk over sockets on lo).
+t=$(allowance 60 "$TESTS_END")
+if [ "$t" -lt 10 ]; then
+  problem "profile-link over NCCL not run: the tests' share of the budget is spent"
+else
+  boot=$WORK/link_boot
+  rm -rf "$boot" && mkdir -p "$boot"
+  pids=()
+  for r in 0 1; do
+    LD_LIBRARY_PATH=$YP_LD YOLOPIPE_BOOTSTRAP_DIR=$boot YOLOPIPE_RANK=$r YOLOPIPE_WORLD_SIZE=2 \
+      YOLOPIPE_LOCAL_RANK=0 NCCL_HOSTID=yolopipe-link-$r NCCL_SOCKET_IFNAME=lo NCCL_DEBUG=WARN \
+      timeout -k 5 "$t" "$YP" profile-link --transport nccl --sizes 4K,64K,1M,16M --repeats 10 \
+      -o "$OUT/link_nccl.pbtxt" >"$WORK/logs/link_$r.log" 2>&1 &
+    pids+=($!)
+  done
+  rc=0
+  for p in "${pids[@]}"; do wait "$p" || rc=$?; done
+  for r in 0 1; do { echo "----- profile-link nccl, rank $r"; cat "$WORK/logs/link_$r.log"; } >>"$LOG"; done
+  if [ "$rc" = 0 ]; then
+    say "  PASS  profile-link over NCCL: $(grep -m1 '^fit:' "$WORK/logs/link_0.log")"
+    TEST_ROWS+=("| profile-link over NCCL, 2 ranks | PASS | $(grep -m1 '^fit:' "$WORK/logs/link_0.log") |")
+  else
+    problem "profile-link over NCCL failed (exit $rc): $(grep . "$WORK/logs/link_0.log" | tail -1)"
+    TEST_ROWS+=("| profile-link over NCCL, 2 ranks | FAIL (exit $rc) | |")
+  fi
 fi
 (cd "$WORK/xml" && tar -czf "$OUT/gtest_xml.tar.gz" .) 2>>"$LOG"
 

@@ -40,7 +40,46 @@ absl::Status ValidateLinkProfileOptions(const LinkProfileOptions& options) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<proto::LinkProfile> ProfileLink(Communicator& comm, int peer, bool initiator,
+namespace {
+
+// LinkEndpoint over host tensors and any Communicator.
+class CommunicatorEndpoint final : public LinkEndpoint {
+ public:
+  CommunicatorEndpoint(Communicator& comm, int peer) : comm_(comm), peer_(peer) {}
+
+  absl::Status Prepare(int64_t bytes, bool initiator) override {
+    const Shape shape = {bytes / 4};
+    in_ = {{"ping", Tensor(DType::kFloat32, shape)}};
+    out_ = Tensor(DType::kFloat32, shape);
+    initiator_ = initiator;
+    if (initiator) {
+      for (int64_t i = 0; i < shape[0]; ++i) out_.data<float>()[i] = static_cast<float>(i % 251);
+    }
+    return absl::OkStatus();
+  }
+  absl::Status Send(MicroBatchId id, absl::Duration timeout) override {
+    return comm_.Send({id, {{"ping", initiator_ ? out_ : in_[0].second}}}, peer_, timeout);
+  }
+  absl::Status Recv(MicroBatchId id, absl::Duration timeout) override {
+    return comm_.Recv(peer_, id, &in_, timeout);
+  }
+  absl::StatusOr<std::vector<float>> Received(const std::vector<int64_t>& indices) override {
+    std::vector<float> values;
+    for (int64_t i : indices) values.push_back(in_[0].second.data<float>()[i]);
+    return values;
+  }
+
+ private:
+  Communicator& comm_;
+  const int peer_;
+  NamedTensors in_;
+  Tensor out_;
+  bool initiator_ = false;
+};
+
+}  // namespace
+
+absl::StatusOr<proto::LinkProfile> ProfileLink(LinkEndpoint& endpoint, bool initiator,
                                                const LinkProfileOptions& options) {
   if (absl::Status s = ValidateLinkProfileOptions(options); !s.ok()) return s;
   proto::LinkProfile profile;
@@ -49,24 +88,16 @@ absl::StatusOr<proto::LinkProfile> ProfileLink(Communicator& comm, int peer, boo
   profile.set_created_by("yolopipe profile-link");
   MicroBatchId id = 0;  // increasing per direction, as Communicator requires
   for (int64_t bytes : options.sizes) {
-    const Shape shape = {bytes / 4};
-    Tensor out(DType::kFloat32, shape);
-    for (int64_t i = 0; i < shape[0]; ++i) out.data<float>()[i] = static_cast<float>(i % 251);
-    NamedTensors in = {{"ping", Tensor(DType::kFloat32, shape)}};
+    if (absl::Status s = endpoint.Prepare(bytes, initiator); !s.ok()) return s;
     std::vector<double> one_way_us;
     for (int r = 0; r < options.warmup + options.repeats; ++r, ++id) {
       const auto start = std::chrono::steady_clock::now();
       if (initiator) {
-        if (absl::Status s = comm.Send({id, {{"ping", out}}}, peer, options.timeout); !s.ok()) {
-          return s;
-        }
-        if (absl::Status s = comm.Recv(peer, id, &in, options.timeout); !s.ok()) return s;
+        if (absl::Status s = endpoint.Send(id, options.timeout); !s.ok()) return s;
+        if (absl::Status s = endpoint.Recv(id, options.timeout); !s.ok()) return s;
       } else {
-        if (absl::Status s = comm.Recv(peer, id, &in, options.timeout); !s.ok()) return s;
-        if (absl::Status s = comm.Send({id, {{"ping", in[0].second}}}, peer, options.timeout);
-            !s.ok()) {
-          return s;
-        }
+        if (absl::Status s = endpoint.Recv(id, options.timeout); !s.ok()) return s;
+        if (absl::Status s = endpoint.Send(id, options.timeout); !s.ok()) return s;
       }
       const double us =
           std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start)
@@ -75,10 +106,18 @@ absl::StatusOr<proto::LinkProfile> ProfileLink(Communicator& comm, int peer, boo
     }
     if (!initiator) continue;
     // The echo must be what was sent: a transport that garbles data has no business being fast.
-    for (int64_t i = 0; i < shape[0]; i += std::max<int64_t>(1, shape[0] / 64)) {
-      if (in[0].second.data<float>()[i] != static_cast<float>(i % 251)) {
+    const int64_t elements = bytes / 4;
+    std::vector<int64_t> indices;
+    for (int64_t i = 0; i < elements; i += std::max<int64_t>(1, elements / 64)) {
+      indices.push_back(i);
+    }
+    indices.push_back(elements - 1);
+    absl::StatusOr<std::vector<float>> echo = endpoint.Received(indices);
+    if (!echo.ok()) return echo.status();
+    for (size_t k = 0; k < indices.size(); ++k) {
+      if ((*echo)[k] != static_cast<float>(indices[k] % 251)) {
         return absl::DataLossError(absl::StrCat("the echo of a ", bytes,
-                                                "-byte message differs at element ", i));
+                                                "-byte message differs at element ", indices[k]));
       }
     }
     proto::LinkPoint* p = profile.add_points();
@@ -95,6 +134,12 @@ absl::StatusOr<proto::LinkProfile> ProfileLink(Communicator& comm, int peer, boo
     if (absl::Status s = FitLink(profile); !s.ok()) return s;
   }
   return profile;
+}
+
+absl::StatusOr<proto::LinkProfile> ProfileLink(Communicator& comm, int peer, bool initiator,
+                                               const LinkProfileOptions& options) {
+  CommunicatorEndpoint endpoint(comm, peer);
+  return ProfileLink(endpoint, initiator, options);
 }
 
 absl::Status FitLink(proto::LinkProfile& profile) {

@@ -29,12 +29,31 @@ struct LinkProfileOptions {
 // InvalidArgument naming the bad option.
 absl::Status ValidateLinkProfileOptions(const LinkProfileOptions& options);
 
-// Ping-pong between `comm`'s endpoint and `peer`: the initiator sends a float32 message of each
-// size and the other side sends it back; one-way time = round trip / 2. Both sides call this with
-// the same options (initiator true on one). The initiator returns the profile (points, fitted
-// line, repeats; `transport` and `endpoints` are the caller's to fill); the other side returns an
-// empty profile. Errors: the communicator's (naming peer and micro-batch), InvalidArgument for bad
-// options.
+// One side of a ping-pong: what ProfileLink needs from a transport. Messages are float32 arrays
+// of bytes / 4 elements; the ids of one direction increase, as Communicator requires.
+class LinkEndpoint {
+ public:
+  virtual ~LinkEndpoint() = default;
+  // Makes the messages `bytes` long. The initiator's outgoing message holds i % 251 at element i.
+  virtual absl::Status Prepare(int64_t bytes, bool initiator) = 0;
+  // The initiator sends its message; the other side sends back what it last received.
+  virtual absl::Status Send(MicroBatchId id, absl::Duration timeout) = 0;
+  virtual absl::Status Recv(MicroBatchId id, absl::Duration timeout) = 0;
+  // The last received message's elements at `indices` (the initiator checks the echo).
+  virtual absl::StatusOr<std::vector<float>> Received(const std::vector<int64_t>& indices) = 0;
+};
+
+// Ping-pong between `endpoint` and its peer: the initiator sends a float32 message of each size
+// and the other side sends it back; one-way time = round trip / 2. Both sides call this with the
+// same options (initiator true on one). The initiator checks the echo (DataLoss if it differs),
+// and returns the profile (points, fitted line, repeats; `transport` and `endpoints` are the
+// caller's to fill); the other side returns an empty profile. Errors: the endpoint's,
+// InvalidArgument for bad options.
+absl::StatusOr<proto::LinkProfile> ProfileLink(LinkEndpoint& endpoint, bool initiator,
+                                               const LinkProfileOptions& options);
+
+// The same over host tensors between `comm`'s endpoint and `peer` (in-process, MPI, or NCCL
+// staged through host memory). Errors: the communicator's (naming peer and micro-batch).
 absl::StatusOr<proto::LinkProfile> ProfileLink(Communicator& comm, int peer, bool initiator,
                                                const LinkProfileOptions& options);
 

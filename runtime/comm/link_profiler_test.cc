@@ -1,6 +1,9 @@
 #include "runtime/comm/link_profiler.h"
 
 #include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -40,6 +43,49 @@ TEST(LinkProfilerTest, PingPongOverInProcessChannels) {
   EXPECT_EQ(profile->repeats(), 5);
   // Each size moved (warmup + repeats) messages each way.
   EXPECT_EQ((*fabric)->endpoint(0)->bytes_sent(), 6 * (4096 + (1 << 20) + (8 << 20)));
+}
+
+// A loopback endpoint whose echo differs from what was sent in element `bad` (or not at all when
+// bad < 0): the profiler must notice, whichever element it is.
+class LoopbackEndpoint final : public LinkEndpoint {
+ public:
+  explicit LoopbackEndpoint(int64_t bad) : bad_(bad) {}
+  absl::Status Prepare(int64_t bytes, bool initiator) override {
+    message_.assign(static_cast<size_t>(bytes / 4), 0.0f);
+    for (size_t i = 0; i < message_.size(); ++i) message_[i] = static_cast<float>(i % 251);
+    if (bad_ >= 0 && bad_ < static_cast<int64_t>(message_.size())) message_[bad_] += 1.0f;
+    ++prepared_;
+    return absl::OkStatus();
+  }
+  absl::Status Send(MicroBatchId, absl::Duration) override { return absl::OkStatus(); }
+  absl::Status Recv(MicroBatchId, absl::Duration) override { return absl::OkStatus(); }
+  absl::StatusOr<std::vector<float>> Received(const std::vector<int64_t>& indices) override {
+    std::vector<float> values;
+    for (int64_t i : indices) values.push_back(message_.at(static_cast<size_t>(i)));
+    return values;
+  }
+  int prepared_ = 0;
+
+ private:
+  const int64_t bad_;
+  std::vector<float> message_;
+};
+
+TEST(LinkProfilerTest, GarbledEchoIsDataLoss) {
+  LinkProfileOptions o;
+  o.sizes = {4096, 8192};
+  o.repeats = 2;
+  LoopbackEndpoint good(-1);
+  auto profile = ProfileLink(good, true, o);
+  ASSERT_TRUE(profile.ok()) << profile.status();
+  EXPECT_EQ(profile->points_size(), 2);
+  EXPECT_EQ(good.prepared_, 2);
+  for (int64_t bad : {int64_t{0}, int64_t{1023}}) {  // the first and the last element of 4 KiB
+    LoopbackEndpoint garbled(bad);
+    auto failed = ProfileLink(garbled, true, o);
+    EXPECT_EQ(failed.status().code(), absl::StatusCode::kDataLoss) << bad;
+    EXPECT_THAT(failed.status().message(), HasSubstr(absl::StrCat("element ", bad)));
+  }
 }
 
 // The fit recovers a line the test builds itself (latency 7 us, 2.5 GB/s).
