@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -209,6 +210,42 @@ TEST(CliTest, ProfileLinkOverNcclWithoutGpu) {
   unsetenv("YOLOPIPE_WORLD_SIZE");
   EXPECT_EQ(alone.exit_code, 1) << alone.err;
   EXPECT_THAT(alone.err, HasSubstr("no CUDA devices"));
+}
+
+// Writes a 2x2 24-bit BMP (grey pixels).
+void WriteTinyBmp(const std::string& path) {
+  const unsigned char header[54] = {'B', 'M', 70, 0, 0, 0, 0, 0, 0, 0, 54, 0, 0, 0,  // file
+                                    40, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 1, 0, 24, 0,  // info
+                                    0, 0, 0, 0, 16, 0, 0, 0, 0x13, 0x0b, 0, 0, 0x13, 0x0b,
+                                    0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+  std::ofstream out(path, std::ios::binary);
+  out.write(reinterpret_cast<const char*>(header), sizeof(header));
+  const unsigned char row[8] = {128, 128, 128, 128, 128, 128, 0, 0};  // 2 pixels + padding
+  out.write(reinterpret_cast<const char*>(row), sizeof(row));
+  out.write(reinterpret_cast<const char*>(row), sizeof(row));
+}
+
+// Every command that runs the model takes CUDA devices; without a GPU (or a CUDA build) each
+// says so, with an exit status of 1.
+TEST(CliTest, CudaDevicesWithoutGpuFailClearly) {
+  if (::yolopipe::ListCudaDevices().ok()) GTEST_SKIP() << "a GPU is present";
+  const std::string dir = ::testing::TempDir() + "/cuda_inputs";
+  ASSERT_EQ(std::system(("rm -rf " + dir + " && mkdir -p " + dir).c_str()), 0);
+  WriteTinyBmp(dir + "/000001.bmp");
+  for (const std::string& args : std::vector<std::string>{
+           "run --imgsz 64 --devices cuda:0", "run --imgsz 64 --devices cuda:0,0 --mode pipeline",
+        "run --imgsz 64 --devices cuda:0 --mode data --precision fp32",
+        "compare --imgsz 64 --devices cuda:0,0 --batch 2",
+        "detect --imgsz 64 --devices cuda:0 --image " + dir,
+        "stream --imgsz 64 --devices cuda:0 --source " + dir,
+        "profile --imgsz 64 --device cuda:0 -o " + dir + "/cuda_profile.pbtxt"}) {
+    Result r = Yolopipe(args);
+    EXPECT_EQ(r.exit_code, 1) << args << "\n" << r.err;
+    EXPECT_THAT(r.err, HasSubstr("no CUDA devices")) << args;
+  }
+  Result bad = Yolopipe("run --imgsz 64 --devices cuda:0 --precision int8");
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_THAT(bad.err, HasSubstr("--precision must be fp16 or fp32"));
 }
 
 TEST(CliTest, ExportRequiresOutput) {
