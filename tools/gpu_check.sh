@@ -22,6 +22,7 @@
 #     lib/                                  Debian shared libraries (Abseil, protobuf, onnx, dnnl, gomp...)
 #     lib_compat/                           Debian's libstdc++/libgcc_s, used there only if the GPU
 #                                           machine's own are too old (the remote script decides)
+#     ompi/                                 OpenMPI (mpirun, components, help texts), relocatable
 #     tools/torch_gpu_baseline.py, tools/torch_reference.py
 #     tests.txt                             test binaries
 #     gpu_cases.txt                         per binary, the gtest filter of the cases that need a GPU:
@@ -182,6 +183,30 @@ for t in "${TESTS[@]}"; do
   echo "$rel" >>"$STAGE/tests.txt"
 done
 
+# OpenMPI, relocatable (the GPU machine has none): mpirun and orted, the MCA components and the
+# libraries they load, the help texts and the default MCA parameters, laid out as under /usr so
+# that OPAL_PREFIX finds them (tools/gpu_check_remote.sh sets it). Components for InfiniBand, UCX,
+# OFI and PSM are left out: a one-GPU machine has no such fabric, and their libraries would
+# double the bundle; OpenMPI simply does not see them.
+OMPI_COMPONENTS=/usr/lib/x86_64-linux-gnu/openmpi/lib/openmpi3
+if command -v orterun >/dev/null 2>&1 && [ -d "$OMPI_COMPONENTS" ]; then
+  ompi=$STAGE/ompi
+  mkdir -p "$ompi/bin" "$ompi/lib/x86_64-linux-gnu/openmpi/lib/openmpi3" "$ompi/share" "$ompi/etc"
+  cp -L "$(command -v orterun)" "$ompi/bin/mpirun"
+  cp -L "$(command -v orted)" "$ompi/bin/orted"
+  copy_deps "$ompi/bin/mpirun"
+  copy_deps "$ompi/bin/orted"
+  for so in "$OMPI_COMPONENTS"/*.so; do
+    case $(basename "$so") in *ucx* | *ofi* | *psm* | *openib* | *verbs*) continue ;; esac
+    cp -L "$so" "$ompi/lib/x86_64-linux-gnu/openmpi/lib/openmpi3/"
+    copy_deps "$so"
+  done
+  cp -r /usr/share/openmpi "$ompi/share/"
+  cp /etc/openmpi/openmpi-mca-params.conf "$ompi/etc/"
+else
+  log "WARNING: no OpenMPI here: the bundle has no mpirun (the remote MPI runs will be skipped)"
+fi
+
 # Fallback C++ runtime (see lib_compat above): Debian 12's, which the binaries were linked against.
 for name in libstdc++.so.6 libgcc_s.so.1; do
   path=$(ldconfig -p | awk -v n="$name" '$1 == n && /x86-64/ && !found { print $NF; found = 1 }')
@@ -238,6 +263,10 @@ verify_bundle() {
     set -e
     target=$1 results=$2; shift 2
     if [ "$ISOLATE" = 1 ]; then
+      # The system OpenMPI'"'"'s help texts and parameters are hidden too, so the bundled mpirun
+      # must find its own (before the library directory goes: mount needs libmount).
+      empty=$(mktemp -d)
+      for d in /usr/share/openmpi /etc/openmpi; do [ -d "$d" ] && mount --bind "$empty" "$d"; done
       iso=$(mktemp -d)
       mount -t tmpfs tmpfs "$iso"
       cp -a "$@" "$iso"/
@@ -263,6 +292,17 @@ verify_bundle() {
     /usr/bin/env -i LD_LIBRARY_PATH="$LIBPATH" OMP_NUM_THREADS=1 bin/tools/yolopipe bench \
       --model yolov8n --imgsz 64 --batch 1 --repeats 1 --warmup 0 >"$results/cli.log" 2>&1
     echo $? >"$results/cli.rc"
+    # The bundled OpenMPI, with the system one hidden: 2 ranks of yolopipe over MPI.
+    if [ -x ompi/bin/mpirun ]; then
+      o=$STAGE_ABS/ompi
+      /usr/bin/env -i LD_LIBRARY_PATH="$LIBPATH" OPAL_PREFIX="$o" \
+        OPAL_LIBDIR="$o/lib/x86_64-linux-gnu/openmpi/lib" OPAL_PKGDATADIR="$o/share/openmpi" \
+        OPAL_SYSCONFDIR="$o/etc" PATH="$o/bin" OMPI_MCA_plm=isolated OMPI_ALLOW_RUN_AS_ROOT=1 \
+        OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 "$o/bin/mpirun" --oversubscribe -np 2 \
+        "$STAGE_ABS/bin/tools/yolopipe" profile-link --sizes 4K,64K --repeats 2 --warmup 0 \
+        >"$results/mpi.log" 2>&1
+      echo $? >"$results/mpi.rc"
+    fi
   '
   local isolate=1 runner=(unshare -m --propagation private)
   if ! unshare -m --propagation private true 2>/dev/null; then
@@ -313,6 +353,13 @@ verify_bundle() {
     log "  ok    tools/yolopipe bench on cpu: $(tail -1 "$results/cli.log")"
   else
     log "  FAIL  tools/yolopipe bench on cpu"; tail -5 "$results/cli.log" >&2; fail=1
+  fi
+  if [ -f "$results/mpi.rc" ]; then
+    if [ "$(cat "$results/mpi.rc")" = 0 ]; then
+      log "  ok    bundled mpirun, 2 ranks of yolopipe profile-link: $(grep -m1 '^fit:' "$results/mpi.log")"
+    else
+      log "  FAIL  bundled mpirun"; tail -15 "$results/mpi.log" >&2; fail=1
+    fi
   fi
   rm -rf "$results"
   return $fail

@@ -15,6 +15,7 @@
 #   3. `yolopipe bench --device cuda:0` for yolov8{n,s,m,l,x} at batch 1 and 32, fp16, CUDA graphs
 #      (and, with time left, a few cases with --cudnn_fusion: which epilogue is faster);
 #   3b. `yolopipe run` with CUDA stages: single, pipeline (2 stages on the GPU) and data mode;
+#      then 2 MPI processes (the bundle's OpenMPI) with a CUDA stage each, against one process;
 #   4. the PyTorch baseline (tools/torch_gpu_baseline.py: fp16, channels_last, CUDA-graph replay)
 #      for the same models and batches;
 #   5. a summary table with the ratios and the issue's targets, on stdout and in $OUT/summary.md.
@@ -368,6 +369,46 @@ for spec in "single cuda:0" "pipeline cuda:0,0" "data cuda:0,0"; do
     problem "run --mode ${spec%% *} --devices ${spec#* }: exit $rc: $(grep . "$WORK/run.out" | tail -1)"
   fi
 done
+
+# ------------------------------------------------------ MPI: CUDA stages in separate processes
+# The bundle's relocatable OpenMPI (tools/gpu_check.sh): 2 ranks, one pipeline stage each on the
+# one GPU, exchanging host tensors over MPI; rank 0's output against one process's (single mode,
+# same micro-batch). Ranks of a job see the same GPU, so both stages share it.
+say ""
+say "## MPI: 2 processes with a CUDA stage each (yolov8n, batch 8, micro-batch 2)"
+o=$BUNDLE/ompi
+if [ ! -x "$o/bin/mpirun" ]; then
+  problem "the bundle has no mpirun: the MPI runs were skipped"
+else
+  t=$(allowance 120 "$BENCH_END")
+  if [ "$t" -lt 20 ]; then
+    problem "MPI runs not run: out of time"
+  else
+    LD_LIBRARY_PATH=$YP_LD timeout -k 5 "$t" "$YP" run --model yolov8n --batch 8 --microbatch 2 \
+      --devices cuda:0 --output "$WORK/single.npy" </dev/null >"$WORK/mpi_single.out" 2>&1
+    rc1=$?
+    LD_LIBRARY_PATH=$YP_LD OPAL_PREFIX=$o OPAL_LIBDIR=$o/lib/x86_64-linux-gnu/openmpi/lib \
+      OPAL_PKGDATADIR=$o/share/openmpi OPAL_SYSCONFDIR=$o/etc OMPI_MCA_plm=isolated \
+      OMPI_ALLOW_RUN_AS_ROOT=1 \
+      OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout -k 5 "$t" "$o/bin/mpirun" --oversubscribe -np 2 \
+      "$YP" run --model yolov8n --batch 8 --microbatch 2 --mode pipeline --devices cuda:0 \
+      --output "$WORK/mpi2.npy" </dev/null >"$WORK/mpi2.out" 2>&1
+    rc2=$?
+    { echo "----- run single cuda:0 (exit $rc1)"; cat "$WORK/mpi_single.out"
+      echo "----- mpirun -np 2 run --mode pipeline cuda:0 (exit $rc2)"; cat "$WORK/mpi2.out"; } >>"$LOG"
+    if [ "$rc1" = 0 ] && [ "$rc2" = 0 ]; then
+      cmp=$("$PY" -c "
+import numpy as np, sys
+a = np.load(sys.argv[1]); b = np.load(sys.argv[2])
+d = np.abs(a.astype(np.float64) - b)
+print('bitwise equal' if np.array_equal(a, b) else 'max |diff| %.3g (boxes %.3g, scores %.3g)' %
+      (d.max(), d[:, :4].max(), d[:, 4:].max()))" "$WORK/single.npy" "$WORK/mpi2.npy" 2>&1)
+      say "  mpirun -np 2 pipeline vs one process: $cmp; $(grep -m1 'img/s' "$WORK/mpi2.out")"
+    else
+      problem "MPI run: single exit $rc1, mpirun exit $rc2: $(grep . "$WORK/mpi2.out" | tail -1)"
+    fi
+  fi
+fi
 
 # ------------------------------------------------------------------------------ PyTorch baseline
 say ""
