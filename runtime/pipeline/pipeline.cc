@@ -115,21 +115,24 @@ absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(const Model& model, i
   if (options.devices.empty()) return absl::InvalidArgumentError("no devices given");
   const int world_size = options.mpi != nullptr ? options.mpi->size() : 1;
   const int world_rank = options.mpi != nullptr ? options.mpi->rank() : 0;
-  bool any_cuda = false;
-  for (const DeviceSpec& d : options.devices) {
-    if (d.kind != DeviceKind::kCuda) continue;
-    any_cuda = true;
-    // "no CUDA devices: ..." without a GPU, a driver or a CUDA build.
-    YP_ASSIGN_OR_RETURN(const std::vector<CudaDeviceInfo> gpus, ListCudaDevices());
-    if (d.index < 0 || d.index >= static_cast<int>(gpus.size())) {
-      return absl::InvalidArgumentError(absl::StrCat(d.ToString(), " does not exist: ",
-                                                     gpus.size(), " CUDA device(s) visible"));
-    }
-  }
+  const bool any_cuda =
+      std::any_of(options.devices.begin(), options.devices.end(),
+                  [](const DeviceSpec& d) { return d.kind == DeviceKind::kCuda; });
   if (any_cuda && options.cuda_precision != DType::kFloat16 &&
       options.cuda_precision != DType::kFloat32) {
     return absl::InvalidArgumentError(absl::StrCat("cuda_precision must be float16 or float32, got ",
                                                    DTypeName(options.cuda_precision)));
+  }
+  if (any_cuda) {
+    // "no CUDA devices: ..." without a GPU, a driver or a CUDA build.
+    YP_ASSIGN_OR_RETURN(const std::vector<CudaDeviceInfo> gpus, ListCudaDevices());
+    for (const DeviceSpec& d : options.devices) {
+      if (d.kind == DeviceKind::kCuda &&
+          (d.index < 0 || d.index >= static_cast<int>(gpus.size()))) {
+        return absl::InvalidArgumentError(absl::StrCat(d.ToString(), " does not exist: ",
+                                                       gpus.size(), " CUDA device(s) visible"));
+      }
+    }
   }
   if (options.microbatch < 1) {
     return absl::InvalidArgumentError(
