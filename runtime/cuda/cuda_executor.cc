@@ -435,12 +435,8 @@ absl::StatusOr<CudaLoweringPlan> PlanCudaLowering(const Graph& graph, DType prec
     }
     plan.outputs.push_back(CudaBoundaryTensor{name, out->shape});
   }
-  plan.input_name = plan.inputs[0].name;
-  plan.input_shape = plan.inputs[0].shape;
-  plan.output_name = plan.outputs[0].name;
-  plan.output_shape = plan.outputs[0].shape;
   std::set<int> skipped;
-  if (plan.output_shape.size() != 4) {
+  if (plan.outputs[0].shape.size() != 4) {
     YP_ASSIGN_OR_RETURN(plan.head, FindDetectHead(graph, image_shape));
     plan.has_detect_head = true;
     skipped.insert(plan.head.nodes.begin(), plan.head.nodes.end());

@@ -155,9 +155,6 @@ struct CudaLoweringPlan {
   // Every graph input and output, in graph order. A whole model has one input; a pipeline
   // stage has one per tensor it receives and one output per tensor it sends.
   std::vector<CudaBoundaryTensor> inputs, outputs;
-  Shape input_shape;   // of the first graph input (NCHW)
-  Shape output_shape;  // of the first graph output
-  std::string input_name, output_name;  // the first ones
   bool has_detect_head = false;
   DetectHeadInfo head;  // when has_detect_head
 };
@@ -210,7 +207,7 @@ class CudaExecutor {
   CudaExecutor(const CudaExecutor&) = delete;
   CudaExecutor& operator=(const CudaExecutor&) = delete;
 
-  // `host_input`: float32 with exactly plan().input_shape (plain or NHWC layout). Returns the
+  // `host_input`: float32 with exactly plan().inputs[0].shape (plain or NHWC layout). Returns the
   // graph's first output as a new plain float32 host tensor. InvalidArgument for a graph with
   // more than one input.
   absl::StatusOr<Tensor> Run(const Tensor& host_input);

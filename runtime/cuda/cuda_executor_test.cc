@@ -246,8 +246,8 @@ TEST_P(PlanPrecisionTest, Yolov8nAt64) {
   absl::StatusOr<CudaLoweringPlan> plan = PlanCudaLowering(graph, precision);
   ASSERT_TRUE(plan.ok()) << plan.status();
   ASSERT_TRUE(plan->has_detect_head);
-  EXPECT_EQ(plan->input_shape, (Shape{1, 3, 64, 64}));
-  EXPECT_EQ(plan->output_shape, (Shape{1, 84, 84}));
+  EXPECT_EQ(plan->inputs[0].shape, (Shape{1, 3, 64, 64}));
+  EXPECT_EQ(plan->outputs[0].shape, (Shape{1, 84, 84}));
   // One step per node outside the head, plus the input conversion and DetectDecode.
   ASSERT_EQ(plan->steps.size(), graph.nodes().size() - 21 + 2);
   EXPECT_EQ(plan->steps.front().kind, CudaStepKind::kInputToNhwc);
@@ -573,7 +573,7 @@ TEST(PlanCudaLoweringTest, FourDimensionalOutputIsConvertedToNchw) {
   EXPECT_FALSE(plan->steps[1].has_bias);
   EXPECT_FALSE(plan->steps[1].silu);
   EXPECT_EQ(plan->steps[2].kind, CudaStepKind::kOutputToNchw);
-  EXPECT_EQ(plan->output_shape, (Shape{1, 4, 8, 8}));
+  EXPECT_EQ(plan->outputs[0].shape, (Shape{1, 4, 8, 8}));
 }
 
 TEST(PlanCudaLoweringTest, RejectsUnsupportedOp) {
