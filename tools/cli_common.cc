@@ -197,11 +197,23 @@ std::string DetectionsJsonArray(const std::vector<Detection>& detections,
   return out + (detections.empty() ? "]" : "\n  ]");
 }
 
+void AddPrecisionFlag(FlagSet& flags) {
+  flags.AddString("precision", "fp16", "cuda devices: fp16 or fp32 weights and activations");
+}
+
+absl::StatusOr<DType> ParsePrecisionFlag(const FlagSet& flags) {
+  const std::string precision = flags.GetString("precision");
+  if (precision == "fp16") return DType::kFloat16;
+  if (precision == "fp32") return DType::kFloat32;
+  return absl::InvalidArgumentError(
+      absl::StrCat("--precision must be fp16 or fp32, got '", precision, "'"));
+}
+
 void AddPipelineFlags(FlagSet& flags, const std::string& microbatch_help) {
   flags.AddString("devices", "cpu",
                   "cpu, cpu:K (K CPU devices splitting the cores), cuda:0,1,... (GPUs; one may "
                   "be listed twice to hold two stages)");
-  flags.AddString("precision", "fp16", "cuda devices: fp16 or fp32 weights and activations");
+  AddPrecisionFlag(flags);
   flags.AddBool("cuda_graph", true,
                 "cuda devices: replay each stage as a captured CUDA graph (off: --cuda_graph=false)");
   flags.AddString("mode", "single", "single, pipeline, data or hybrid (DESIGN.md)");
@@ -227,11 +239,9 @@ absl::StatusOr<PipelineFlags> ParsePipelineFlags(const FlagSet& flags) {
       ParseDevices(flags.GetString("devices"), static_cast<int>(flags.GetInt("threads")));
   if (!devices.ok()) return devices.status();
   parsed.devices = *std::move(devices);
-  const std::string precision = flags.GetString("precision");
-  if (precision != "fp16" && precision != "fp32") {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--precision must be fp16 or fp32, got '", precision, "'"));
-  }
+  absl::StatusOr<DType> precision = ParsePrecisionFlag(flags);
+  if (!precision.ok()) return precision.status();
+  parsed.cuda_precision = *precision;
   return parsed;
 }
 
@@ -244,8 +254,7 @@ absl::StatusOr<PipelineOptions> PipelineOptionsFromFlags(const FlagSet& flags,
   options.devices = parsed.devices;
   options.stages = static_cast<int>(flags.GetInt("stages"));
   options.replicas = static_cast<int>(flags.GetInt("replicas"));
-  options.cuda_precision =
-      flags.GetString("precision") == "fp32" ? DType::kFloat32 : DType::kFloat16;
+  options.cuda_precision = parsed.cuda_precision;
   options.cuda_graph = flags.GetBool("cuda_graph");
   if (!flags.GetString("plan").empty()) {
     if (absl::Status s = ReadArtifact(flags.GetString("plan"), plan); !s.ok()) return s;

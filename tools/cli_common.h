@@ -41,12 +41,18 @@ std::string FormatBytes(double bytes);
 // "3,151,904"
 std::string WithThousands(int64_t n);
 
+// --precision for CUDA devices (bench, compare, profile and the pipeline commands).
+void AddPrecisionFlag(FlagSet& flags);
+// kFloat16 or kFloat32; InvalidArgument("--precision must be fp16 or fp32, got 'X'") otherwise.
+absl::StatusOr<DType> ParsePrecisionFlag(const FlagSet& flags);
+
 // --- Running a model through runtime/pipeline (run, detect, stream) ---------------------------
 // --devices, --mode, --stages, --replicas, --plan, --microbatch (with `microbatch_help`), --threads.
 void AddPipelineFlags(FlagSet& flags, const std::string& microbatch_help);
 struct PipelineFlags {
   Mode mode = Mode::kSingle;
   std::vector<DeviceSpec> devices;
+  DType cuda_precision = DType::kFloat16;
 };
 // Usage errors (InvalidArgument): a bad --mode or --devices, --microbatch or --stages < 0,
 // --replicas < 1. The message is ready to print after "error: ".

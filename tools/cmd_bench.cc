@@ -24,7 +24,7 @@ int BenchCommand(const std::vector<std::string>& args) {
   flags.AddInt("threads", 0, "threads (0: the device's share of the cores)");
   flags.AddInt("repeats", 10, "timed runs");
   flags.AddInt("warmup", 2, "untimed runs first");
-  flags.AddString("precision", "fp16", "cuda devices: fp16 or fp32 weights and activations");
+  AddPrecisionFlag(flags);
   flags.AddBool("cuda_graph", true,
                 "cuda devices: replay a captured CUDA graph (off: --cuda_graph=false)");
   flags.AddBool("cudnn_fusion", false,
@@ -41,9 +41,9 @@ int BenchCommand(const std::vector<std::string>& args) {
     return kExitUsage;
   }
   const bool cuda = (*devices)[0].kind == DeviceKind::kCuda;
-  const std::string precision = flags.GetString("precision");
-  if (cuda && precision != "fp16" && precision != "fp32") {
-    std::cerr << "error: --precision must be fp16 or fp32, got '" << precision << "'\n";
+  const absl::StatusOr<DType> precision = ParsePrecisionFlag(flags);
+  if (cuda && !precision.ok()) {
+    std::cerr << "error: " << precision.status().message() << "\n";
     return kExitUsage;
   }
   if (cuda) {
@@ -64,7 +64,7 @@ int BenchCommand(const std::vector<std::string>& args) {
     if (!prepared.ok()) return ReportError(prepared.status());
     CudaExecutorOptions cuda_options;
     cuda_options.device = options.device.index;
-    cuda_options.precision = precision == "fp32" ? DType::kFloat32 : DType::kFloat16;
+    cuda_options.precision = *precision;
     cuda_options.use_cuda_graph = flags.GetBool("cuda_graph");
     if (flags.GetBool("cudnn_fusion")) {
       cuda_options.conv_implementation = ops::cuda::ConvImplementation::kGraphFusion;
@@ -74,7 +74,7 @@ int BenchCommand(const std::vector<std::string>& args) {
     executor = std::move(*created);
     std::cerr << absl::StrFormat(
         "CUDA executor: %s, CUDA graph %s, %s epilogue, arena %s, cuDNN workspace %s\n",
-        precision, cuda_options.use_cuda_graph ? "on" : "off",
+        flags.GetString("precision"), cuda_options.use_cuda_graph ? "on" : "off",
         flags.GetBool("cudnn_fusion") ? "cuDNN-fused" : "kernel",
         FormatBytes(static_cast<double>(executor->plan().arena_bytes)),
         FormatBytes(static_cast<double>(executor->workspace_bytes())));

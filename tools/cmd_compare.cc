@@ -17,7 +17,7 @@ int CompareCommand(const std::vector<std::string>& args) {
   flags.AddString("devices", "cpu:2",
                   "cpu:K (K CPU devices splitting the cores) or cuda:0,1,... (GPUs; one may be "
                   "listed twice)");
-  flags.AddString("precision", "fp16", "cuda devices: fp16 or fp32 weights and activations");
+  AddPrecisionFlag(flags);
   flags.AddInt("batch", 8, "images per batch (the last micro-batch may be partial)");
   flags.AddInt("microbatch", 1, "images per micro-batch");
   flags.AddInt("repeats", 1, "timed runs per mode after one warm-up (median img/s)");
@@ -41,9 +41,9 @@ int CompareCommand(const std::vector<std::string>& args) {
     std::cerr << "error: " << devices.status().message() << "\n";
     return kExitUsage;
   }
-  const std::string precision = flags.GetString("precision");
-  if (precision != "fp16" && precision != "fp32") {
-    std::cerr << "error: --precision must be fp16 or fp32, got '" << precision << "'\n";
+  const absl::StatusOr<DType> precision = ParsePrecisionFlag(flags);
+  if (!precision.ok()) {
+    std::cerr << "error: " << precision.status().message() << "\n";
     return kExitUsage;
   }
   auto model = LoadModelFromFlags(flags);
@@ -51,7 +51,7 @@ int CompareCommand(const std::vector<std::string>& args) {
 
   CompareOptions options;
   options.devices = *devices;
-  options.cuda_precision = precision == "fp32" ? DType::kFloat32 : DType::kFloat16;
+  options.cuda_precision = *precision;
   options.imgsz = flags.GetInt("imgsz");
   options.batch = static_cast<int>(batch);
   options.microbatch = static_cast<int>(microbatch);

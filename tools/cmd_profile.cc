@@ -95,7 +95,7 @@ int ProfileCommand(const std::vector<std::string>& args) {
   flags.AddString("device", "cpu",
                   "cpu (all cores), cpu:K (the first of K CPU devices), cuda:N (GPU N: the CUDA "
                   "executor's steps timed with CUDA events)");
-  flags.AddString("precision", "fp16", "cuda devices: fp16 or fp32 weights and activations");
+  AddPrecisionFlag(flags);
   flags.AddInt("threads", 0, "threads (0: the device's share of the cores)");
   flags.AddInt("batch", 1, "images per batch; the default micro-batch sizes go up to it");
   flags.AddString("microbatches", "",
@@ -156,11 +156,9 @@ int ProfileCommand(const std::vector<std::string>& args) {
   auto devices = ParseDevices(flags.GetString("device"), static_cast<int>(threads));
   if (!devices.ok()) return UsageError(flags, std::string(devices.status().message()));
   options.device = (*devices)[0];
-  const std::string precision = flags.GetString("precision");
-  if (precision != "fp16" && precision != "fp32") {
-    return UsageError(flags, absl::StrCat("--precision must be fp16 or fp32, got '", precision, "'"));
-  }
-  options.cuda_precision = precision == "fp32" ? DType::kFloat32 : DType::kFloat16;
+  const absl::StatusOr<DType> precision = ParsePrecisionFlag(flags);
+  if (!precision.ok()) return UsageError(flags, std::string(precision.status().message()));
+  options.cuda_precision = *precision;
   if (flags.GetBool("under_load")) {
     if (devices->size() < 2 || options.device.kind != DeviceKind::kCpu) {
       return UsageError(flags, "--under_load needs --device cpu:K with K >= 2");

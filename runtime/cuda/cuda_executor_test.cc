@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "graph/partition.h"
+#include "graph/testing/contiguous_stages.h"
 #include "graph/prepare.h"
 #include "gtest/gtest.h"
 #include "ops/cuda/cuda_status.h"
@@ -22,6 +23,8 @@
 
 namespace yolopipe {
 namespace {
+
+using ::yolopipe::testing::ContiguousStages;
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
@@ -402,19 +405,6 @@ TEST(PlanCudaLoweringTest, OnnxFixturePlans) {
 }
 
 // ---- Pipeline stages ---------------------------------------------------------------------------
-
-// `prepared`'s nodes (topological order) in contiguous chunks: stage s ends before node ends[s].
-std::vector<std::vector<std::string>> ContiguousStages(const Graph& prepared,
-                                                       const std::vector<size_t>& ends) {
-  std::vector<std::vector<std::string>> stages;
-  size_t begin = 0;
-  for (size_t end : ends) {
-    stages.emplace_back();
-    for (size_t i = begin; i < end; ++i) stages.back().push_back(prepared.nodes()[i].name);
-    begin = end;
-  }
-  return stages;
-}
 
 std::vector<std::string> Names(const CudaLoweringPlan& plan, bool inputs) {
   std::vector<std::string> names;

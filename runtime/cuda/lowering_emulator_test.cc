@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "graph/partition.h"
+#include "graph/testing/contiguous_stages.h"
 #include "graph/prepare.h"
 #include "gtest/gtest.h"
 #include "runtime/cuda/cuda_executor.h"
@@ -21,6 +22,8 @@
 
 namespace yolopipe {
 namespace {
+
+using ::yolopipe::testing::ContiguousStages;
 
 using ::testing::HasSubstr;
 
@@ -460,19 +463,6 @@ INSTANTIATE_TEST_SUITE_P(
     [](const ::testing::TestParamInfo<Corruption>& info) { return info.param.name; });
 
 // ---- Pipeline stages -------------------------------------------------------------------------------
-
-// `prepared`'s nodes (topological order) in contiguous chunks: stage s ends before node ends[s].
-std::vector<std::vector<std::string>> ContiguousStages(const Graph& prepared,
-                                                       const std::vector<size_t>& ends) {
-  std::vector<std::vector<std::string>> stages;
-  size_t begin = 0;
-  for (size_t end : ends) {
-    stages.emplace_back();
-    for (size_t i = begin; i < end; ++i) stages.back().push_back(prepared.nodes()[i].name);
-    begin = end;
-  }
-  return stages;
-}
 
 struct StagesCase {
   DType precision;

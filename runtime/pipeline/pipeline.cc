@@ -85,10 +85,8 @@ absl::StatusOr<proto::Plan> MakeQuickPlan(const Model& model, int64_t imgsz,
   popts.device = devices[0];
   popts.cuda_precision = cuda_precision;
   // A GPU is profiled alone: other GPUs do not slow it the way CPU devices sharing a socket do.
-  if (devices[0].kind == DeviceKind::kCpu) {
-    for (const DeviceSpec& d : devices) {
-      if (&d != &devices[0] && d.kind == DeviceKind::kCpu) popts.load_devices.push_back(d);
-    }
+  for (size_t i = 1; devices[0].kind == DeviceKind::kCpu && i < devices.size(); ++i) {
+    if (devices[i].kind == DeviceKind::kCpu) popts.load_devices.push_back(devices[i]);
   }
   YP_ASSIGN_OR_RETURN(proto::Profile profile, ProfileModel(model, imgsz, popts));
   return PlanPipeline(profile, plopts);

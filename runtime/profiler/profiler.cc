@@ -373,11 +373,6 @@ absl::StatusOr<proto::Profile> ProfileOnCuda(const Model& model, int64_t imgsz,
     return absl::InvalidArgumentError(absl::StrCat(options.device.ToString(), " does not exist: ",
                                                    gpus.size(), " CUDA device(s) visible"));
   }
-  if (model.graph.inputs().size() != 1) {
-    return absl::InvalidArgumentError(absl::StrCat("model '", model.source, "' has ",
-                                                   model.graph.inputs().size(),
-                                                   " inputs; the profiler feeds one image batch"));
-  }
   auto progress = [&](const std::string& line) {
     if (options.progress) options.progress(line);
   };
@@ -451,13 +446,13 @@ absl::StatusOr<proto::Profile> ProfileOnCuda(const Model& model, int64_t imgsz,
 absl::StatusOr<proto::Profile> ProfileModel(const Model& model, int64_t imgsz,
                                             const ProfilerOptions& options) {
   YP_RETURN_IF_ERROR(ValidateProfilerOptions(options));
-  if (options.device.kind == DeviceKind::kCuda) return ProfileOnCuda(model, imgsz, options);
   if (model.graph.inputs().size() != 1) {
     return absl::InvalidArgumentError(
         absl::StrCat("model '", model.source, "' has ", model.graph.inputs().size(), " inputs (",
                      absl::StrJoin(model.graph.inputs(), ", "),
                      "); the profiler feeds exactly one image batch"));
   }
+  if (options.device.kind == DeviceKind::kCuda) return ProfileOnCuda(model, imgsz, options);
   const std::vector<int>& sizes = options.microbatch_sizes;
   const int num_sizes = static_cast<int>(sizes.size());
   auto progress = [&](const std::string& line) {
