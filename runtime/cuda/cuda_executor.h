@@ -189,6 +189,9 @@ struct CudaExecutorOptions {
   Shape image_shape;
   DType precision = DType::kFloat16;  // of weights and activations: kFloat16 or kFloat32
   bool use_cuda_graph = true;         // replay a captured CUDA graph after the first Run
+  // Sets of device input/output buffers (RunSet; RunAll uses set 0), each with its own CUDA
+  // graph: a pipeline stage receives micro-batch i+1 into one set while it computes i in another.
+  int io_sets = 1;
   bool concat_in_place = true;        // convolutions write into Concat slices directly
   ops::cuda::ConvImplementation conv_implementation =
       ops::cuda::ConvImplementation::kLegacyPlusEpilogue;
@@ -216,6 +219,23 @@ class CudaExecutor {
   // stage's sends).
   absl::StatusOr<std::vector<Tensor>> RunAll(absl::Span<const Tensor> host_inputs);
 
+  // Device-resident runs: the pipeline's NCCL path moves tensors straight between the stages'
+  // device buffers. Every set holds one float32 NCHW device buffer per graph input and output
+  // (plan().inputs / outputs shapes, the same layout the host tensors have).
+  int io_sets() const { return options_.io_sets; }
+  // Device address of input / output `i` of set `set` (valid while the executor lives); nullptr
+  // when out of range or without CUDA.
+  void* input_buffer(int set, int i) const;
+  void* output_buffer(int set, int i) const;
+  // Runs the graph on set `set`. `host_inputs` has one entry per graph input: a defined tensor
+  // (as for RunAll) is copied into the set's buffer first; an undefined one means the buffer
+  // already holds the input (written there by the caller, e.g. an NCCL receive that has
+  // completed). Outputs stay in the set's buffers; output o is also returned as a new host tensor
+  // when download[o] (an undefined Tensor otherwise; `download` empty: none). Returns once all of
+  // it has completed. InvalidArgument for a bad set, entry count or input.
+  absl::StatusOr<std::vector<Tensor>> RunSet(int set, absl::Span<const Tensor> host_inputs,
+                                             const std::vector<bool>& download);
+
   // Profiling: runs the graph once without the CUDA graph, timing every step with CUDA events
   // on the executor's stream; returns milliseconds per plan().steps entry (the input and output
   // copies between host and device are not steps and not included).
@@ -225,18 +245,25 @@ class CudaExecutor {
   const CudaExecutorOptions& options() const { return options_; }
   // Largest cuDNN workspace any convolution needs (bytes, allocated once).
   size_t workspace_bytes() const;
-  // True once a CUDA graph has been captured (after the first Run with use_cuda_graph).
+  // True once a CUDA graph has been captured for set 0 (after the first Run with
+  // use_cuda_graph).
   bool graph_captured() const;
 
  private:
   struct State;  // device objects; defined by the CUDA build (and trivially by the stub)
   explicit CudaExecutor(const CudaExecutorOptions& options);
   // Enqueues every step between the input H2D copy and the output D2H copy on the executor's
-  // stream (CUDA build only; called directly or under stream capture).
-  absl::Status EnqueueSteps();
-  absl::Status EnqueueStep(const CudaStep& step);
-  // RunAll's input copies (validation, pinned staging, host-to-device on the stream).
-  absl::Status StageInputs(absl::Span<const Tensor> host_inputs);
+  // stream, reading and writing I/O set `set` (CUDA build only; called directly or under stream
+  // capture).
+  absl::Status EnqueueSteps(int set);
+  absl::Status EnqueueStep(const CudaStep& step, int set);
+  // Input copies into set `set` (validation, pinned staging, host-to-device on the stream);
+  // undefined entries are skipped when `allow_resident`, refused otherwise.
+  absl::Status StageInputs(int set, absl::Span<const Tensor> host_inputs, bool allow_resident);
+  // RunSet without the lock.
+  absl::StatusOr<std::vector<Tensor>> RunSetLocked(int set, absl::Span<const Tensor> host_inputs,
+                                                   const std::vector<bool>& download,
+                                                   bool allow_resident);
 
   CudaExecutorOptions options_;
   CudaLoweringPlan plan_;

@@ -16,26 +16,33 @@
 namespace yolopipe {
 
 struct CudaExecutor::State {
+  // One set of device boundary buffers: per graph input / output (plan order), float32 NCHW as
+  // the host gives and takes them, and the CUDA graph that reads and writes exactly these.
+  struct IoSet {
+    std::vector<DeviceBuffer> inputs_nchw;
+    std::vector<DeviceBuffer> outputs;
+    cudaGraphExec_t graph_exec = nullptr;
+  };
   CudaStream stream;
   std::unique_ptr<ops::cuda::CudnnConvRunner> conv;
   DeviceArena arena;
   DeviceBuffer weights;
   DeviceBuffer workspace;
-  // Per graph input / output (plan order), float32 NCHW as the host gives and takes them, and
-  // the pinned host buffers they are copied through.
-  std::vector<DeviceBuffer> inputs_nchw;
-  std::vector<DeviceBuffer> outputs;
+  std::vector<IoSet> sets;
+  // Pinned host buffers the boundary tensors are copied through (shared by the sets: every run
+  // completes before it returns).
   std::vector<PinnedHostBuffer> pinned_inputs;
   std::vector<PinnedHostBuffer> pinned_outputs;
   std::vector<void*> activation_ptrs;  // per plan activation, inside the arena
   size_t workspace_bytes = 0;
-  cudaGraphExec_t graph_exec = nullptr;
 
   ~State() {
     // Nothing useful can be done with a failure here; the executor is going away. Work of a
     // failed Run may still be in flight: let it finish before the buffers are freed.
     if (stream.valid()) (void)stream.Synchronize();
-    if (graph_exec != nullptr) (void)cudaGraphExecDestroy(graph_exec);
+    for (IoSet& set : sets) {
+      if (set.graph_exec != nullptr) (void)cudaGraphExecDestroy(set.graph_exec);
+    }
   }
 };
 
@@ -78,10 +85,28 @@ CudaExecutor::CudaExecutor(const CudaExecutorOptions& options) : options_(option
 CudaExecutor::~CudaExecutor() = default;
 
 size_t CudaExecutor::workspace_bytes() const { return state_ ? state_->workspace_bytes : 0; }
-bool CudaExecutor::graph_captured() const { return state_ && state_->graph_exec != nullptr; }
+bool CudaExecutor::graph_captured() const {
+  return state_ && !state_->sets.empty() && state_->sets[0].graph_exec != nullptr;
+}
+
+void* CudaExecutor::input_buffer(int set, int i) const {
+  if (!state_ || set < 0 || set >= static_cast<int>(state_->sets.size())) return nullptr;
+  const auto& inputs = state_->sets[set].inputs_nchw;
+  return i >= 0 && i < static_cast<int>(inputs.size()) ? inputs[i].data() : nullptr;
+}
+
+void* CudaExecutor::output_buffer(int set, int i) const {
+  if (!state_ || set < 0 || set >= static_cast<int>(state_->sets.size())) return nullptr;
+  const auto& outputs = state_->sets[set].outputs;
+  return i >= 0 && i < static_cast<int>(outputs.size()) ? outputs[i].data() : nullptr;
+}
 
 absl::StatusOr<std::unique_ptr<CudaExecutor>> CudaExecutor::Create(
     const Graph& prepared, const CudaExecutorOptions& options) {
+  if (options.io_sets < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("CUDA executor: io_sets must be >= 1, got ", options.io_sets));
+  }
   // Host-side lowering first: its errors do not depend on having a GPU.
   YP_ASSIGN_OR_RETURN(
       CudaLoweringPlan plan,
@@ -118,29 +143,37 @@ absl::StatusOr<std::unique_ptr<CudaExecutor>> CudaExecutor::Create(
     st.workspace_bytes = std::max(st.workspace_bytes, *bytes);
   }
   YP_ASSIGN_OR_RETURN(st.workspace, DeviceBuffer::Allocate(st.workspace_bytes, options.device));
+  st.sets.resize(static_cast<size_t>(options.io_sets));
+  for (State::IoSet& set : st.sets) {
+    for (const CudaBoundaryTensor& in : p.inputs) {
+      YP_ASSIGN_OR_RETURN(DeviceBuffer device, DeviceBuffer::Allocate(in.bytes(), options.device));
+      set.inputs_nchw.push_back(std::move(device));
+    }
+    for (const CudaBoundaryTensor& out : p.outputs) {
+      YP_ASSIGN_OR_RETURN(DeviceBuffer device, DeviceBuffer::Allocate(out.bytes(), options.device));
+      set.outputs.push_back(std::move(device));
+    }
+  }
   for (const CudaBoundaryTensor& in : p.inputs) {
-    YP_ASSIGN_OR_RETURN(DeviceBuffer device, DeviceBuffer::Allocate(in.bytes(), options.device));
     YP_ASSIGN_OR_RETURN(PinnedHostBuffer pinned, PinnedHostBuffer::Allocate(in.bytes()));
-    st.inputs_nchw.push_back(std::move(device));
     st.pinned_inputs.push_back(std::move(pinned));
   }
   for (const CudaBoundaryTensor& out : p.outputs) {
-    YP_ASSIGN_OR_RETURN(DeviceBuffer device, DeviceBuffer::Allocate(out.bytes(), options.device));
     YP_ASSIGN_OR_RETURN(PinnedHostBuffer pinned, PinnedHostBuffer::Allocate(out.bytes()));
-    st.outputs.push_back(std::move(device));
     st.pinned_outputs.push_back(std::move(pinned));
   }
   return ex;
 }
 
-absl::Status CudaExecutor::EnqueueSteps() {
-  for (const CudaStep& step : plan_.steps) YP_RETURN_IF_ERROR(EnqueueStep(step));
+absl::Status CudaExecutor::EnqueueSteps(int set) {
+  for (const CudaStep& step : plan_.steps) YP_RETURN_IF_ERROR(EnqueueStep(step, set));
   return absl::OkStatus();
 }
 
-absl::Status CudaExecutor::EnqueueStep(const CudaStep& step) {
+absl::Status CudaExecutor::EnqueueStep(const CudaStep& step, int set) {
   const CudaLoweringPlan& p = plan_;
   State& st = *state_;
+  State::IoSet& io = st.sets[set];
   void* stream = st.stream.handle();
   const DType dtype = p.precision;
   const std::vector<void*>& ptrs = st.activation_ptrs;
@@ -148,7 +181,7 @@ absl::Status CudaExecutor::EnqueueStep(const CudaStep& step) {
   switch (step.kind) {
     case CudaStepKind::kInputToNhwc:
       status = ops::cuda::NchwFloatToNhwc(
-          static_cast<const float*>(st.inputs_nchw[step.boundary].data()),
+          static_cast<const float*>(io.inputs_nchw[step.boundary].data()),
           p.activations[step.outputs[0]].shape, dtype, ptrs[step.outputs[0]], stream);
       break;
     case CudaStepKind::kConv: {
@@ -209,13 +242,13 @@ absl::Status CudaExecutor::EnqueueStep(const CudaStep& step) {
       }
       status =
           ops::cuda::DetectDecode(dtype, levels, p.head.batch, p.head.num_classes,
-                                  static_cast<float*>(st.outputs[step.boundary].data()), stream);
+                                  static_cast<float*>(io.outputs[step.boundary].data()), stream);
       break;
     }
     case CudaStepKind::kOutputToNchw:
       status = ops::cuda::NhwcToNchwFloat(
           dtype, ptrs[step.inputs[0]], p.activations[step.inputs[0]].shape,
-          static_cast<float*>(st.outputs[step.boundary].data()), stream);
+          static_cast<float*>(io.outputs[step.boundary].data()), stream);
       break;
   }
   return WithStep(step, status);
@@ -230,7 +263,8 @@ absl::StatusOr<Tensor> CudaExecutor::Run(const Tensor& host_input) {
   return std::move(outputs[0]);
 }
 
-absl::Status CudaExecutor::StageInputs(absl::Span<const Tensor> host_inputs) {
+absl::Status CudaExecutor::StageInputs(int set, absl::Span<const Tensor> host_inputs,
+                                       bool allow_resident) {
   const CudaLoweringPlan& p = plan_;
   State& st = *state_;
   if (host_inputs.size() != p.inputs.size()) {
@@ -241,6 +275,7 @@ absl::Status CudaExecutor::StageInputs(absl::Span<const Tensor> host_inputs) {
   // its stream before returning.
   for (size_t i = 0; i < host_inputs.size(); ++i) {
     const Tensor& given = host_inputs[i];
+    if (!given.defined() && allow_resident) continue;  // already in the set's buffer
     if (!given.defined() || given.dtype() != DType::kFloat32 ||
         given.shape() != p.inputs[i].shape) {
       return absl::InvalidArgumentError(
@@ -250,8 +285,9 @@ absl::Status CudaExecutor::StageInputs(absl::Span<const Tensor> host_inputs) {
     }
     YP_ASSIGN_OR_RETURN(const Tensor plain, given.ToLayout(Layout::kPlain));
     std::memcpy(st.pinned_inputs[i].data(), plain.raw_data(), plain.bytes());
-    YP_RETURN_IF_ERROR(CopyHostToDeviceAsync(st.inputs_nchw[i].data(), st.pinned_inputs[i].data(),
-                                             p.inputs[i].bytes(), st.stream));
+    YP_RETURN_IF_ERROR(CopyHostToDeviceAsync(st.sets[set].inputs_nchw[i].data(),
+                                             st.pinned_inputs[i].data(), p.inputs[i].bytes(),
+                                             st.stream));
   }
   return absl::OkStatus();
 }
@@ -268,11 +304,11 @@ absl::StatusOr<std::vector<double>> CudaExecutor::TimeSteps(absl::Span<const Ten
     events.push_back(std::move(e));
   }
   const absl::Status ran = [&]() -> absl::Status {
-    YP_RETURN_IF_ERROR(StageInputs(host_inputs));
+    YP_RETURN_IF_ERROR(StageInputs(/*set=*/0, host_inputs, /*allow_resident=*/false));
     // Event i marks the start of step i and the end of step i - 1.
     YP_RETURN_IF_ERROR(events[0].Record(st.stream));
     for (size_t i = 0; i < n; ++i) {
-      YP_RETURN_IF_ERROR(EnqueueStep(plan_.steps[i]));
+      YP_RETURN_IF_ERROR(EnqueueStep(plan_.steps[i], /*set=*/0));
       YP_RETURN_IF_ERROR(events[i + 1].Record(st.stream));
     }
     return st.stream.Synchronize();
@@ -291,20 +327,48 @@ absl::StatusOr<std::vector<double>> CudaExecutor::TimeSteps(absl::Span<const Ten
 
 absl::StatusOr<std::vector<Tensor>> CudaExecutor::RunAll(absl::Span<const Tensor> host_inputs) {
   std::lock_guard<std::mutex> lock(mu_);
+  return RunSetLocked(/*set=*/0, host_inputs, std::vector<bool>(plan_.outputs.size(), true),
+                      /*allow_resident=*/false);
+}
+
+absl::StatusOr<std::vector<Tensor>> CudaExecutor::RunSet(int set,
+                                                         absl::Span<const Tensor> host_inputs,
+                                                         const std::vector<bool>& download) {
+  if (set < 0 || set >= options_.io_sets) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("CUDA executor: I/O set ", set, " out of range [0, ", options_.io_sets, ")"));
+  }
+  if (!download.empty() && download.size() != plan_.outputs.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("CUDA executor: download lists ",
+                                                   download.size(), " outputs, the graph has ",
+                                                   plan_.outputs.size()));
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  return RunSetLocked(set, host_inputs,
+                      download.empty() ? std::vector<bool>(plan_.outputs.size(), false) : download,
+                      /*allow_resident=*/true);
+}
+
+absl::StatusOr<std::vector<Tensor>> CudaExecutor::RunSetLocked(int set,
+                                                               absl::Span<const Tensor> host_inputs,
+                                                               const std::vector<bool>& download,
+                                                               bool allow_resident) {
   const CudaLoweringPlan& p = plan_;
   State& st = *state_;
+  State::IoSet& io = st.sets[set];
   ScopedCudaDevice scope(options_.device);
   YP_RETURN_IF_ERROR(scope.status());
   const absl::Status ran = [&]() -> absl::Status {
-    YP_RETURN_IF_ERROR(StageInputs(host_inputs));
-    if (st.graph_exec != nullptr) {
+    YP_RETURN_IF_ERROR(StageInputs(set, host_inputs, allow_resident));
+    if (io.graph_exec != nullptr) {
       YP_CUDA_RETURN_IF_ERROR(
-          cudaGraphLaunch(st.graph_exec, static_cast<cudaStream_t>(st.stream.handle())));
+          cudaGraphLaunch(io.graph_exec, static_cast<cudaStream_t>(st.stream.handle())));
     } else {
-      YP_RETURN_IF_ERROR(EnqueueSteps());
+      YP_RETURN_IF_ERROR(EnqueueSteps(set));
     }
     for (size_t o = 0; o < p.outputs.size(); ++o) {
-      YP_RETURN_IF_ERROR(CopyDeviceToHostAsync(st.pinned_outputs[o].data(), st.outputs[o].data(),
+      if (!download[o]) continue;
+      YP_RETURN_IF_ERROR(CopyDeviceToHostAsync(st.pinned_outputs[o].data(), io.outputs[o].data(),
                                                p.outputs[o].bytes(), st.stream));
     }
     return st.stream.Synchronize();
@@ -314,19 +378,22 @@ absl::StatusOr<std::vector<Tensor>> CudaExecutor::RunAll(absl::Span<const Tensor
     (void)st.stream.Synchronize();
     return ran;
   }
-  std::vector<Tensor> results;
+  std::vector<Tensor> results(p.outputs.size());
   for (size_t o = 0; o < p.outputs.size(); ++o) {
+    if (!download[o]) continue;
     Tensor result(DType::kFloat32, p.outputs[o].shape);
     std::memcpy(result.raw_data(), st.pinned_outputs[o].data(), p.outputs[o].bytes());
-    results.push_back(std::move(result));
+    results[o] = std::move(result);
   }
 
-  // After a successful direct run (cuDNN initialised, kernels loaded), capture the same steps
-  // once; later runs replay them. Capture records work without executing it.
-  if (options_.use_cuda_graph && st.graph_exec == nullptr) {
+  // After a successful direct run of this set (cuDNN initialised, kernels loaded), capture the
+  // same steps once; later runs of the set replay them. Capture records work without executing
+  // it. Each set has its own graph because a graph holds the buffer addresses it was captured
+  // with.
+  if (options_.use_cuda_graph && io.graph_exec == nullptr) {
     cudaStream_t stream = static_cast<cudaStream_t>(st.stream.handle());
     YP_CUDA_RETURN_IF_ERROR(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
-    const absl::Status enqueued = EnqueueSteps();
+    const absl::Status enqueued = EnqueueSteps(set);
     cudaGraph_t graph = nullptr;
     const cudaError_t ended = cudaStreamEndCapture(stream, &graph);
     if (!enqueued.ok() || ended != cudaSuccess) {
@@ -342,7 +409,7 @@ absl::StatusOr<std::vector<Tensor>> CudaExecutor::RunAll(absl::Span<const Tensor
     const cudaError_t instantiated = cudaGraphInstantiate(&exec, graph, 0);
     (void)cudaGraphDestroy(graph);
     YP_CUDA_RETURN_IF_ERROR(instantiated);
-    st.graph_exec = exec;
+    io.graph_exec = exec;
   }
   return results;
 }

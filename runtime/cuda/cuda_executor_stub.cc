@@ -29,6 +29,14 @@ absl::StatusOr<std::vector<double>> CudaExecutor::TimeSteps(
   return ops::cuda::NotBuiltWithCudaError("CudaExecutor::TimeSteps");
 }
 
+absl::StatusOr<std::vector<Tensor>> CudaExecutor::RunSet(int /*set*/,
+                                                         absl::Span<const Tensor> /*host_inputs*/,
+                                                         const std::vector<bool>& /*download*/) {
+  return ops::cuda::NotBuiltWithCudaError("CudaExecutor::RunSet");
+}
+
+void* CudaExecutor::input_buffer(int /*set*/, int /*i*/) const { return nullptr; }
+void* CudaExecutor::output_buffer(int /*set*/, int /*i*/) const { return nullptr; }
 size_t CudaExecutor::workspace_bytes() const { return 0; }
 bool CudaExecutor::graph_captured() const { return false; }
 

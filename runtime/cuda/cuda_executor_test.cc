@@ -796,6 +796,50 @@ TEST_F(CudaExecutorGraphTest, RejectsWrongInputShape) {
   EXPECT_THAT(out.status().message(), HasSubstr("(1, 3, 64, 64)"));
 }
 
+// I/O sets: each set has its own boundary buffers and CUDA graph; an input left undefined is read
+// from the set's device buffer as the last run (or the caller) left it there.
+TEST_F(CudaExecutorGraphTest, IoSetsKeepTheirOwnBuffersAndGraphs) {
+  const Graph graph = PreparedBuiltin("yolov8n", 64);
+  CudaExecutorOptions options;
+  options.io_sets = 2;
+  auto executor = CudaExecutor::Create(graph, options);
+  ASSERT_TRUE(executor.ok()) << executor.status();
+  CudaExecutor& ex = **executor;
+  ASSERT_EQ(ex.io_sets(), 2);
+  ASSERT_NE(ex.input_buffer(0, 0), nullptr);
+  EXPECT_NE(ex.input_buffer(0, 0), ex.input_buffer(1, 0));
+  EXPECT_NE(ex.output_buffer(0, 0), ex.output_buffer(1, 0));
+  EXPECT_EQ(ex.input_buffer(2, 0), nullptr);
+  EXPECT_EQ(ex.output_buffer(0, 1), nullptr);
+  const Tensor a = SyntheticInput({1, 3, 64, 64}, 21);
+  const Tensor b = SyntheticInput({1, 3, 64, 64}, 22);
+  absl::StatusOr<Tensor> want_a = ex.Run(a);  // set 0
+  ASSERT_TRUE(want_a.ok()) << want_a.status();
+  absl::StatusOr<Tensor> want_b = ex.Run(b);
+  ASSERT_TRUE(want_b.ok()) << want_b.status();
+  // Set 1 gets a, set 0 gets b; then each runs again from what its buffer holds (graph replay).
+  for (int round = 0; round < 2; ++round) {
+    SCOPED_TRACE(round);
+    auto one = ex.RunSet(1, {round == 0 ? a : Tensor()}, {true});
+    ASSERT_TRUE(one.ok()) << one.status();
+    auto zero = ex.RunSet(0, {round == 0 ? b : Tensor()}, {true});
+    ASSERT_TRUE(zero.ok()) << zero.status();
+    EXPECT_EQ(std::memcmp(one->at(0).raw_data(), want_a->raw_data(), want_a->bytes()), 0);
+    EXPECT_EQ(std::memcmp(zero->at(0).raw_data(), want_b->raw_data(), want_b->bytes()), 0);
+  }
+  // Without download the output stays on the device only.
+  auto kept = ex.RunSet(1, {Tensor()}, {false});
+  ASSERT_TRUE(kept.ok()) << kept.status();
+  EXPECT_FALSE(kept->at(0).defined());
+  EXPECT_EQ(ex.RunSet(2, {a}, {}).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ex.RunSet(0, {a}, {true, true}).status().code(), absl::StatusCode::kInvalidArgument);
+  // RunAll never reads a stale buffer: every input must be given.
+  EXPECT_EQ(ex.RunAll({Tensor()}).status().code(), absl::StatusCode::kInvalidArgument);
+  CudaExecutorOptions none;
+  none.io_sets = 0;
+  EXPECT_EQ(CudaExecutor::Create(graph, none).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 TEST(CudaExecutorTest, CreateWithoutGpuFailsCleanly) {
   if (ListCudaDevices().ok()) GTEST_SKIP() << "a GPU is present";
   const Graph graph = PreparedBuiltin("yolov8n", 64);
