@@ -10,6 +10,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 
 #ifdef YOLOPIPE_WITH_NCCL
 #include <cuda_runtime_api.h>
@@ -231,6 +232,31 @@ absl::StatusOr<std::vector<NcclTensorMeta>> WireOrderOf(const DeviceNamedTensors
   }
   if (absl::Status s = SortAndCheckNames(metas, where); !s.ok()) return s;
   return metas;
+}
+
+absl::StatusOr<std::vector<std::pair<int, std::vector<NcclTensorMeta>>>> DeviceGroupWireOrder(
+    int rank, int size, const std::vector<DevicePeerTransfer>& transfers,
+    const std::string& where) {
+  std::vector<std::pair<int, std::vector<NcclTensorMeta>>> out;
+  for (const DevicePeerTransfer& t : transfers) {
+    if (t.peer < 0 || t.peer >= size || t.peer == rank) {
+      return absl::InvalidArgumentError(absl::StrCat(where, ": peer ", t.peer,
+                                                     " is not another rank of 0..", size - 1,
+                                                     " (this is rank ", rank, ")"));
+    }
+    absl::StatusOr<std::vector<NcclTensorMeta>> metas =
+        WireOrderOf(t.tensors, absl::StrCat(where, ", peer ", t.peer));
+    if (!metas.ok()) return metas.status();
+    out.emplace_back(t.peer, *std::move(metas));
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (size_t i = 1; i < out.size(); ++i) {
+    if (out[i].first == out[i - 1].first) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": peer ", out[i].first, " is listed twice"));
+    }
+  }
+  return out;
 }
 
 absl::Status ValidateInProcessDevices(const std::vector<int>& devices) {
@@ -584,15 +610,29 @@ struct NcclCommunicator::Impl {
   // ncclUint8), then waits until NCCL has enqueued them on the transfer stream.
   absl::Status GroupLocked(bool is_send, const std::vector<std::pair<void*, size_t>>& transfers,
                            int peer, absl::Time deadline, const std::string& where) {
+    std::vector<PeerTransfer> with_peer;
+    for (const auto& [ptr, bytes] : transfers) with_peer.push_back({ptr, bytes, peer});
+    return GroupManyLocked(is_send, with_peer, deadline, where);
+  }
+
+  struct PeerTransfer {
+    void* ptr;
+    size_t bytes;
+    int peer;
+  };
+
+  // GroupLocked with a peer per transfer.
+  absl::Status GroupManyLocked(bool is_send, const std::vector<PeerTransfer>& transfers,
+                               absl::Time deadline, const std::string& where) {
     if (transfers.empty()) return absl::OkStatus();
     const cudaStream_t s = AsStream(stream);
     absl::Status issued =
         NcclIssued(ncclGroupStart(), absl::StrCat(where, ": ncclGroupStart"), comm);
     for (size_t i = 0; issued.ok() && i < transfers.size(); ++i) {
-      const auto& [ptr, bytes] = transfers[i];
-      issued = is_send ? NcclIssued(ncclSend(ptr, bytes, ncclUint8, peer, comm, s),
+      const PeerTransfer& t = transfers[i];
+      issued = is_send ? NcclIssued(ncclSend(t.ptr, t.bytes, ncclUint8, t.peer, comm, s),
                                     absl::StrCat(where, ": ncclSend"), comm)
-                       : NcclIssued(ncclRecv(ptr, bytes, ncclUint8, peer, comm, s),
+                       : NcclIssued(ncclRecv(t.ptr, t.bytes, ncclUint8, t.peer, comm, s),
                                     absl::StrCat(where, ": ncclRecv"), comm);
     }
     // The group is closed even after a failed call, so the communicator is left consistent.
@@ -600,6 +640,26 @@ struct NcclCommunicator::Impl {
     if (!issued.ok()) return issued;
     if (!ended.ok()) return ended;
     return WaitIssuedLocked(deadline, where);
+  }
+
+  // A header-less data group (SendDeviceGroup / RecvDeviceGroup); requires the direction's mutex
+  // and the device. Returns once it completed.
+  absl::Status DataGroupLocked(bool is_send, const std::vector<PeerTransfer>& transfers,
+                               absl::Time deadline, const std::string& where) {
+    DirectionState& dir = is_send ? send : recv;
+    absl::Status status = [&]() -> absl::Status {
+      if (absl::Status s = LockComm(deadline, where); !s.ok()) return s;
+      std::lock_guard<std::timed_mutex> comm_lock(comm_mu, std::adopt_lock);
+      if (absl::Status st = GroupManyLocked(is_send, transfers, deadline, where); !st.ok()) {
+        return st;
+      }
+      YP_CUDA_RETURN_IF_ERROR(cudaEventRecord(AsEvent(dir.done), AsStream(stream)));
+      return absl::OkStatus();
+    }();
+    if (!status.ok()) return status;
+    return WaitDone(
+        dir.done, deadline, where,
+        is_send ? ": the receivers did not take it in time" : ": the data did not arrive in time");
   }
 };
 
@@ -685,6 +745,63 @@ absl::Status NcclCommunicator::SendDevice(const DeviceTensorGroup& group, int pe
     return status;
   }
   bytes_sent_.fetch_add(header.payload_bytes(), std::memory_order_relaxed);
+  return absl::OkStatus();
+}
+
+absl::Status NcclCommunicator::SendDeviceGroup(const std::vector<DevicePeerTransfer>& sends,
+                                               MicroBatchId microbatch, absl::Duration timeout) {
+  return DeviceGroup(/*is_send=*/true, sends, microbatch, timeout);
+}
+
+absl::Status NcclCommunicator::RecvDeviceGroup(const std::vector<DevicePeerTransfer>& receives,
+                                               MicroBatchId microbatch, absl::Duration timeout) {
+  return DeviceGroup(/*is_send=*/false, receives, microbatch, timeout);
+}
+
+absl::Status NcclCommunicator::DeviceGroup(bool is_send,
+                                           const std::vector<DevicePeerTransfer>& transfers,
+                                           MicroBatchId microbatch, absl::Duration timeout) {
+  std::vector<int> peers;
+  for (const DevicePeerTransfer& t : transfers) peers.push_back(t.peer);
+  const std::string where = absl::StrCat("NCCL grouped ", is_send ? "send from" : "receive on",
+                                         " rank ", rank_, is_send ? " to" : " from", " rank(s) ",
+                                         absl::StrJoin(peers, ","), ", micro-batch ", microbatch);
+  absl::StatusOr<std::vector<std::pair<int, std::vector<NcclTensorMeta>>>> order =
+      DeviceGroupWireOrder(rank_, size(), transfers, where);
+  if (!order.ok()) return order.status();
+  // (pointer, bytes, peer) in issue order; 0-byte tensors are left out on both sides.
+  std::map<int, const DeviceNamedTensors*> by_peer;
+  for (const DevicePeerTransfer& t : transfers) by_peer[t.peer] = &t.tensors;
+  std::vector<Impl::PeerTransfer> issue;
+  int64_t payload = 0;
+  for (const auto& [peer, metas] : *order) {
+    const std::vector<void*> data = DataInWireOrder(*by_peer[peer]);
+    for (size_t i = 0; i < metas.size(); ++i) {
+      if (metas[i].bytes() == 0) continue;
+      issue.push_back({data[i], metas[i].bytes(), peer});
+      payload += static_cast<int64_t>(metas[i].bytes());
+    }
+  }
+  if (issue.empty()) return absl::OkStatus();
+
+  const absl::Time deadline = absl::Now() + timeout;
+  Impl& im = *impl_;
+  DirectionState& dir = is_send ? im.send : im.recv;
+  if (!dir.mu.try_lock_until(absl::ToChronoTime(deadline))) {
+    return absl::DeadlineExceededError(absl::StrCat(where, ": an earlier ",
+                                                    is_send ? "send" : "receive",
+                                                    " on this rank did not finish in time"));
+  }
+  std::lock_guard<std::timed_mutex> lock(dir.mu, std::adopt_lock);
+  if (im.aborted.load()) return im.AbortStatus();
+  ScopedCudaDevice scope(device_);
+  if (!scope.status().ok()) return scope.status();
+  absl::Status status = im.DataGroupLocked(is_send, issue, deadline, where);
+  if (!status.ok()) {
+    if (PoisonsCommunicator(status)) fabric_->Abort(status);
+    return status;
+  }
+  (is_send ? bytes_sent_ : bytes_received_).fetch_add(payload, std::memory_order_relaxed);
   return absl::OkStatus();
 }
 

@@ -103,6 +103,12 @@ struct DeviceTensorGroup {
   bool end_of_stream = false;  // then `tensors` must be empty
 };
 
+// One peer's share of a grouped, header-less device transfer (SendDeviceGroup / RecvDeviceGroup).
+struct DevicePeerTransfer {
+  int peer = -1;
+  DeviceNamedTensors tensors;  // moved in wire order (sorted by name)
+};
+
 // ---- Wire header (pure host code, built and tested everywhere) ----
 
 // Size of the header transfer that precedes every group, in bytes. The encoded descriptors of a
@@ -151,6 +157,13 @@ absl::StatusOr<std::vector<NcclTensorMeta>> WireOrderOf(const NamedTensors& tens
 absl::StatusOr<std::vector<NcclTensorMeta>> WireOrderOf(const DeviceNamedTensors& tensors,
                                                         const std::string& where);
 
+// SendDeviceGroup / RecvDeviceGroup's argument check for rank `rank` of `size`: every peer in
+// range, not `rank` and listed once; every tensor as WireOrderOf checks. Returns the peers'
+// metadata in the order the transfers are issued: peers ascending, each peer's tensors in wire
+// order. InvalidArgument naming `where` otherwise.
+absl::StatusOr<std::vector<std::pair<int, std::vector<NcclTensorMeta>>>> DeviceGroupWireOrder(
+    int rank, int size, const std::vector<DevicePeerTransfer>& transfers, const std::string& where);
+
 // CreateInProcess's argument check: at least one device, none negative, none listed twice.
 absl::Status ValidateInProcessDevices(const std::vector<int>& devices);
 
@@ -197,6 +210,19 @@ class NcclCommunicator final : public Communicator {
   absl::Status RecvDevice(int peer, MicroBatchId microbatch, DeviceNamedTensors* into,
                           absl::Duration timeout, CudaEvent* received = nullptr);
 
+  // Data only, for callers that agree on what moves by other means (the pipeline announces each
+  // micro-batch, with its byte counts, on its host control fabric first, so that no receive is
+  // ever posted before its sender is ready to send). Every peer's tensors go in ONE
+  // ncclGroupStart/End, peers ascending and each peer's tensors in wire order; no header travels,
+  // so the receiver must post exactly the tensors the sender sends (NCCL cannot detect a
+  // mismatch). `microbatch` only names the transfer in errors. Returns once all of it has
+  // completed. Errors (DeviceGroupWireOrder's, timeouts, aborts, poisoning) as for SendDevice /
+  // RecvDevice; an empty list is a no-op.
+  absl::Status SendDeviceGroup(const std::vector<DevicePeerTransfer>& sends,
+                               MicroBatchId microbatch, absl::Duration timeout);
+  absl::Status RecvDeviceGroup(const std::vector<DevicePeerTransfer>& receives,
+                               MicroBatchId microbatch, absl::Duration timeout);
+
   void Abort(const absl::Status& reason) override;
   int64_t bytes_sent() const override { return bytes_sent_.load(std::memory_order_relaxed); }
   int64_t bytes_received() const override {
@@ -213,6 +239,9 @@ class NcclCommunicator final : public Communicator {
   // transfer stream, events and header buffers.
   absl::Status InitResources(void* comm);
   absl::Status CheckPeer(int peer, const char* what) const;
+  // SendDeviceGroup / RecvDeviceGroup.
+  absl::Status DeviceGroup(bool is_send, const std::vector<DevicePeerTransfer>& transfers,
+                           MicroBatchId microbatch, absl::Duration timeout);
   // Aborts this endpoint's NCCL communicator (once) and records `reason` (the first one wins).
   void AbortLocal(const absl::Status& reason);
 

@@ -30,6 +30,14 @@ absl::Status NcclCommunicator::RecvDevice(int, MicroBatchId, DeviceNamedTensors*
                                           CudaEvent*) {
   return NotBuiltWithCudaError("NcclCommunicator::RecvDevice");
 }
+absl::Status NcclCommunicator::SendDeviceGroup(const std::vector<DevicePeerTransfer>&, MicroBatchId,
+                                               absl::Duration) {
+  return NotBuiltWithCudaError("NcclCommunicator::SendDeviceGroup");
+}
+absl::Status NcclCommunicator::RecvDeviceGroup(const std::vector<DevicePeerTransfer>&, MicroBatchId,
+                                               absl::Duration) {
+  return NotBuiltWithCudaError("NcclCommunicator::RecvDeviceGroup");
+}
 absl::Status NcclCommunicator::abort_status() const { return absl::OkStatus(); }
 void NcclCommunicator::AbortLocal(const absl::Status&) {}
 

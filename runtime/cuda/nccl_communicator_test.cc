@@ -288,6 +288,57 @@ TEST(NcclWireTest, WireOrderRejectsBadTensors) {
   EXPECT_EQ(WireOrderOf(dup_device, "w").status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+TEST(NcclWireTest, DeviceGroupOrderIsPeersAscendingThenNames) {
+  char storage[64];
+  std::vector<DevicePeerTransfer> transfers(2);
+  transfers[0].peer = 3;
+  transfers[0].tensors = {{"b", {storage, DType::kFloat32, {2}, Layout::kPlain}},
+                          {"a", {storage, DType::kFloat16, {3}, Layout::kPlain}}};
+  transfers[1].peer = 1;
+  transfers[1].tensors = {{"z", {storage, DType::kUInt8, {5}, Layout::kPlain}}};
+  auto order = DeviceGroupWireOrder(/*rank=*/0, /*size=*/4, transfers, "w");
+  ASSERT_TRUE(order.ok()) << order.status();
+  ASSERT_EQ(order->size(), 2u);
+  EXPECT_EQ((*order)[0].first, 1);
+  ASSERT_EQ((*order)[0].second.size(), 1u);
+  EXPECT_EQ((*order)[0].second[0].bytes(), 5u);
+  EXPECT_EQ((*order)[1].first, 3);
+  ASSERT_EQ((*order)[1].second.size(), 2u);
+  EXPECT_EQ((*order)[1].second[0].name, "a");
+  EXPECT_EQ((*order)[1].second[0].bytes(), 6u);
+  EXPECT_EQ((*order)[1].second[1].name, "b");
+  EXPECT_TRUE(DeviceGroupWireOrder(0, 4, {}, "w").ok());
+}
+
+TEST(NcclWireTest, DeviceGroupRefusesSelfOutOfRangeRepeatedPeersAndBadTensors) {
+  char storage[8];
+  auto one = [&](int peer) {
+    DevicePeerTransfer t;
+    t.peer = peer;
+    t.tensors = {{"x", {storage, DType::kFloat32, {2}, Layout::kPlain}}};
+    return t;
+  };
+  auto message = [](const absl::Status& s) { return std::string(s.message()); };
+  absl::Status self = DeviceGroupWireOrder(2, 4, {one(2)}, "send x").status();
+  EXPECT_EQ(self.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(message(self), HasSubstr("send x: peer 2 is not another rank"));
+  absl::Status out_of_range = DeviceGroupWireOrder(0, 4, {one(4)}, "w").status();
+  EXPECT_EQ(out_of_range.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(message(out_of_range), HasSubstr("peer 4"));
+  EXPECT_EQ(DeviceGroupWireOrder(0, 4, {one(-1)}, "w").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  absl::Status twice = DeviceGroupWireOrder(0, 4, {one(3), one(1), one(3)}, "w").status();
+  EXPECT_EQ(twice.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(message(twice), HasSubstr("peer 3 is listed twice"));
+  DevicePeerTransfer null_data;
+  null_data.peer = 1;
+  null_data.tensors = {{"n", {nullptr, DType::kFloat32, {2}, Layout::kPlain}}};
+  absl::Status bad = DeviceGroupWireOrder(0, 4, {null_data}, "w").status();
+  EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(message(bad), HasSubstr("w, peer 1"));
+  EXPECT_THAT(message(bad), HasSubstr("'n'"));
+}
+
 TEST(NcclFabricTest, InProcessDeviceListIsValidatedInEveryBuild) {
   EXPECT_TRUE(ValidateInProcessDevices({0, 1, 3}).ok());
   EXPECT_EQ(ValidateInProcessDevices({}).code(), absl::StatusCode::kInvalidArgument);
@@ -587,6 +638,65 @@ TEST_F(NcclRanksTest, DeviceGroupWithEvents) {
     ASSERT_TRUE(compute->Synchronize().ok());
     EXPECT_TRUE(BitwiseEqual(host, expected));
   }
+}
+
+// Every rank sends a distinct pattern to every higher rank in one grouped send, after receiving
+// from every lower rank in one grouped receive: fan-out and fan-in groups like a pipeline's skip
+// tensors, which only complete if NCCL progresses a group's transfers to different peers
+// independently (rank 0's group to 1..N-1 finishes only after rank 1 has received and sent on).
+TEST_F(NcclRanksTest, GroupedDeviceTransfersFanOutAndIn) {
+  constexpr int64_t kElements = 3000;  // 12 KB per tensor
+  std::vector<DeviceBuffer> buffers;
+  auto device_buffer = [&]() -> void* {
+    absl::StatusOr<DeviceBuffer> b = DeviceBuffer::Allocate(kElements * 4, device_);
+    EXPECT_TRUE(b.ok()) << b.status();
+    if (!b.ok()) return nullptr;
+    buffers.push_back(*std::move(b));
+    return buffers.back().data();
+  };
+  absl::StatusOr<CudaStream> stream = CudaStream::Create(device_);
+  ASSERT_TRUE(stream.ok()) << stream.status();
+  const MicroBatchId mb = 7;
+  std::vector<DevicePeerTransfer> receives;
+  for (int p = 0; p < rank(); ++p) {
+    DevicePeerTransfer t;
+    t.peer = p;
+    // Two tensors per peer, listed out of wire order.
+    t.tensors = {{"second", {device_buffer(), DType::kFloat32, {kElements}, Layout::kPlain}},
+                 {"first", {device_buffer(), DType::kFloat32, {kElements}, Layout::kPlain}}};
+    receives.push_back(std::move(t));
+  }
+  absl::Status received = self_->RecvDeviceGroup(receives, mb, kTimeout);
+  ASSERT_TRUE(received.ok()) << received;
+  for (const DevicePeerTransfer& t : receives) {
+    for (const auto& [name, ref] : t.tensors) {
+      Tensor host(DType::kFloat32, {kElements});
+      ASSERT_TRUE(CopyDeviceToHostAsync(host.raw_data(), ref.data, ref.bytes(), *stream).ok());
+      ASSERT_TRUE(stream->Synchronize().ok());
+      // Sender p's tensor "first" for this rank carries source 100 * p + rank, "second" + 50.
+      const int src = 100 * t.peer + rank() + (name == "second" ? 50 : 0);
+      ExpectPattern(host, src, mb);
+    }
+  }
+  std::vector<DevicePeerTransfer> sends;
+  for (int q = size() - 1; q > rank(); --q) {  // peers listed descending on purpose
+    DevicePeerTransfer t;
+    t.peer = q;
+    for (const char* name : {"first", "second"}) {
+      const int src = 100 * rank() + q + (std::string(name) == "second" ? 50 : 0);
+      const Tensor pattern = PatternTensor({kElements}, src, mb);
+      void* data = device_buffer();
+      ASSERT_TRUE(CopyHostToDeviceAsync(data, pattern.raw_data(), pattern.bytes(), *stream).ok());
+      t.tensors.emplace_back(name,
+                             DeviceTensorRef{data, DType::kFloat32, {kElements}, Layout::kPlain});
+    }
+    sends.push_back(std::move(t));
+  }
+  ASSERT_TRUE(stream->Synchronize().ok());
+  absl::Status sent = self_->SendDeviceGroup(sends, mb, kTimeout);
+  ASSERT_TRUE(sent.ok()) << sent;
+  EXPECT_EQ(self_->bytes_received(), rank() * 2 * kElements * 4);
+  EXPECT_EQ(self_->bytes_sent(), (size() - 1 - rank()) * 2 * kElements * 4);
 }
 
 TEST_F(NcclRanksTest, MismatchKeepsTheMessage) {
