@@ -157,6 +157,19 @@ TEST(CliTest, BenchOnCudaWithoutAGpuSaysSo) {
   EXPECT_THAT(bad.err, HasSubstr("--precision must be fp16 or fp32"));
 }
 
+// --nccl: what it needs is said before any GPU is looked for.
+TEST(CliTest, NcclBetweenStagesStatesWhatItNeeds) {
+  Result cpu = Yolopipe("run --imgsz 64 --mode pipeline --devices cpu:2 --nccl");
+  EXPECT_NE(cpu.exit_code, 0);
+  EXPECT_THAT(cpu.err, HasSubstr("nccl needs every stage on a CUDA device"));
+  Result shared = Yolopipe("run --imgsz 64 --mode pipeline --devices cuda:0,0 --nccl");
+  EXPECT_NE(shared.exit_code, 0);
+  EXPECT_THAT(shared.err, HasSubstr("a distinct GPU per stage"));
+  Result single = Yolopipe("run --imgsz 64 --devices cuda:0 --nccl");
+  EXPECT_NE(single.exit_code, 0);
+  EXPECT_THAT(single.err, HasSubstr("mode single has none"));
+}
+
 // profile-link between two CPU devices of one process, then plan with the measured link.
 TEST(CliTest, ProfileLinkFeedsPlan) {
   const std::string dir = ::testing::TempDir();

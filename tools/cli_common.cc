@@ -216,6 +216,9 @@ void AddPipelineFlags(FlagSet& flags, const std::string& microbatch_help) {
   AddPrecisionFlag(flags);
   flags.AddBool("cuda_graph", true,
                 "cuda devices: replay each stage as a captured CUDA graph (off: --cuda_graph=false)");
+  flags.AddBool("nccl", false,
+                "pipeline/hybrid on cuda devices: tensors between stages travel over NCCL, device "
+                "to device (default off: through host memory over MPI or in-process channels)");
   flags.AddString("mode", "single", "single, pipeline, data or hybrid (DESIGN.md)");
   flags.AddInt("stages", 0, "pipeline/hybrid: stages K (0: the plan's, or devices / replicas)");
   flags.AddInt("replicas", 1, "hybrid: replicas R of the K-stage pipeline (devices = R*K)");
@@ -256,6 +259,7 @@ absl::StatusOr<PipelineOptions> PipelineOptionsFromFlags(const FlagSet& flags,
   options.replicas = static_cast<int>(flags.GetInt("replicas"));
   options.cuda_precision = parsed.cuda_precision;
   options.cuda_graph = flags.GetBool("cuda_graph");
+  options.nccl = flags.GetBool("nccl");
   if (!flags.GetString("plan").empty()) {
     if (absl::Status s = ReadArtifact(flags.GetString("plan"), plan); !s.ok()) return s;
     options.plan = plan;

@@ -15,7 +15,8 @@
 #   3. `yolopipe bench --device cuda:0` for yolov8{n,s,m,l,x} at batch 1 and 32, fp16, CUDA graphs
 #      (and, with time left, a few cases with --cudnn_fusion: which epilogue is faster);
 #   3b. `yolopipe run` with CUDA stages: single, pipeline (2 stages on the GPU) and data mode;
-#      then 2 MPI processes (the bundle's OpenMPI) with a CUDA stage each, against one process;
+#      then MPI processes (the bundle's OpenMPI) with a CUDA stage each, against one process:
+#      2 ranks over MPI, 2 and 4 ranks over NCCL (--nccl);
 #   4. the PyTorch baseline (tools/torch_gpu_baseline.py: fp16, channels_last, CUDA-graph replay)
 #      for the same models and batches;
 #   5. a summary table with the ratios and the issue's targets, on stdout and in $OUT/summary.md.
@@ -371,42 +372,76 @@ for spec in "single cuda:0" "pipeline cuda:0,0" "data cuda:0,0"; do
 done
 
 # ------------------------------------------------------ MPI: CUDA stages in separate processes
-# The bundle's relocatable OpenMPI (tools/gpu_check.sh): 2 ranks, one pipeline stage each on the
-# one GPU, exchanging host tensors over MPI; rank 0's output against one process's (single mode,
-# same micro-batch). Ranks of a job see the same GPU, so both stages share it.
+# The bundle's relocatable OpenMPI (tools/gpu_check.sh): one pipeline stage per rank, all on the
+# one GPU; rank 0's output against one process's (single mode, same micro-batch). Three runs:
+# 2 ranks passing host tensors over MPI, then 2 and 4 ranks passing them over NCCL (--nccl), device
+# to device, each rank with its own NCCL_HOSTID and NCCL_SOCKET_IFNAME=lo (ENVIRONMENT.md).
 say ""
-say "## MPI: 2 processes with a CUDA stage each (yolov8n, batch 8, micro-batch 2)"
+say "## MPI: one process per CUDA stage (yolov8n, batch 8, micro-batch 2)"
 o=$BUNDLE/ompi
 MPI_DEVICE=${MPI_DEVICE:-cuda:0}
+# Compares two .npy outputs: prints "bitwise equal" or the largest differences; exit 0 when equal
+# or within fp16 noise (boxes 1 px, scores 0.01), 3 beyond it, 1 when they cannot be compared.
+compare_npy() {
+  if cmp -s "$1" "$2"; then echo "bitwise equal"; return 0; fi
+  "$PY" -c "
+import numpy as np, sys
+a = np.load(sys.argv[1]); b = np.load(sys.argv[2])
+if a.shape != b.shape:
+    print('shapes differ: %s vs %s' % (a.shape, b.shape)); sys.exit(3)
+d = np.abs(a.astype(np.float64) - b)
+boxes, scores = d[:, :4].max(), d[:, 4:].max()
+print('max |diff| %.3g (boxes %.3g, scores %.3g)' % (d.max(), boxes, scores))
+sys.exit(0 if boxes <= 1.0 and scores <= 0.01 else 3)" "$1" "$2" 2>&1 | tail -1
+  return "${PIPESTATUS[0]}"
+}
+# mpi_case NP LABEL [run flags...]
+mpi_case() {
+  local np=$1 label=$2
+  shift 2
+  local t
+  t=$(allowance 120 "$BENCH_END")
+  if [ "$t" -lt 20 ]; then problem "MPI $label not run: out of time"; return; fi
+  LD_LIBRARY_PATH=$YP_LD OPAL_PREFIX=$o OPAL_LIBDIR=$o/lib/x86_64-linux-gnu/openmpi/lib \
+    OPAL_PKGDATADIR=$o/share/openmpi OPAL_SYSCONFDIR=$o/etc OMPI_MCA_plm=isolated \
+    OMPI_ALLOW_RUN_AS_ROOT=1 NCCL_SOCKET_IFNAME=lo NCCL_DEBUG=WARN \
+    OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout -k 5 "$t" "$o/bin/mpirun" --oversubscribe -np "$np" \
+    sh -c 'NCCL_HOSTID=yolopipe-rank-$OMPI_COMM_WORLD_RANK exec "$0" "$@"' \
+    "$YP" run --model yolov8n --batch 8 --microbatch 2 --mode pipeline --devices "$MPI_DEVICE" \
+    --output "$WORK/mpi_$np$label.npy" "$@" </dev/null >"$WORK/mpi_$np$label.out" 2>&1
+  local rc=$?
+  { echo "----- mpirun -np $np run --mode pipeline $MPI_DEVICE $* (exit $rc)"
+    cat "$WORK/mpi_$np$label.out"; } >>"$LOG"
+  if [ "$rc" = 0 ]; then
+    local result cmp_rc
+    result=$(compare_npy "$WORK/single.npy" "$WORK/mpi_$np$label.npy")
+    cmp_rc=$?
+    say "  mpirun -np $np pipeline $label vs one process: $result; $(grep -m1 'img/s' "$WORK/mpi_$np$label.out")"
+    if [ "$cmp_rc" = 3 ]; then
+      problem "MPI $np ranks $label: outputs differ from one process's beyond fp16 noise: $result"
+    elif [ "$cmp_rc" != 0 ]; then
+      problem "MPI $np ranks $label: could not compare the outputs: $result"
+    fi
+  else
+    problem "MPI $np ranks $label: exit $rc: $(grep . "$WORK/mpi_$np$label.out" | tail -1)"
+  fi
+}
 if [ ! -x "$o/bin/mpirun" ]; then
   problem "the bundle has no mpirun: the MPI runs were skipped"
 else
-  t=$(allowance 120 "$BENCH_END")
-  if [ "$t" -lt 20 ]; then
-    problem "MPI runs not run: out of time"
+  t=$(allowance 60 "$BENCH_END")
+  LD_LIBRARY_PATH=$YP_LD timeout -k 5 "$t" "$YP" run --model yolov8n --batch 8 --microbatch 2 \
+    --devices "$MPI_DEVICE" --output "$WORK/single.npy" </dev/null >"$WORK/mpi_single.out" 2>&1
+  rc1=$?
+  { echo "----- run single $MPI_DEVICE (exit $rc1)"; cat "$WORK/mpi_single.out"; } >>"$LOG"
+  if [ "$rc1" != 0 ]; then
+    problem "MPI runs skipped: the one-process run failed: $(grep . "$WORK/mpi_single.out" | tail -1)"
   else
-    LD_LIBRARY_PATH=$YP_LD timeout -k 5 "$t" "$YP" run --model yolov8n --batch 8 --microbatch 2 \
-      --devices "$MPI_DEVICE" --output "$WORK/single.npy" </dev/null >"$WORK/mpi_single.out" 2>&1
-    rc1=$?
-    LD_LIBRARY_PATH=$YP_LD OPAL_PREFIX=$o OPAL_LIBDIR=$o/lib/x86_64-linux-gnu/openmpi/lib \
-      OPAL_PKGDATADIR=$o/share/openmpi OPAL_SYSCONFDIR=$o/etc OMPI_MCA_plm=isolated \
-      OMPI_ALLOW_RUN_AS_ROOT=1 \
-      OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout -k 5 "$t" "$o/bin/mpirun" --oversubscribe -np 2 \
-      "$YP" run --model yolov8n --batch 8 --microbatch 2 --mode pipeline --devices "$MPI_DEVICE" \
-      --output "$WORK/mpi2.npy" </dev/null >"$WORK/mpi2.out" 2>&1
-    rc2=$?
-    { echo "----- run single cuda:0 (exit $rc1)"; cat "$WORK/mpi_single.out"
-      echo "----- mpirun -np 2 run --mode pipeline cuda:0 (exit $rc2)"; cat "$WORK/mpi2.out"; } >>"$LOG"
-    if [ "$rc1" = 0 ] && [ "$rc2" = 0 ]; then
-      if cmp -s "$WORK/single.npy" "$WORK/mpi2.npy"; then cmp="bitwise equal"; else cmp=$("$PY" -c "
-import numpy as np, sys
-a = np.load(sys.argv[1]); b = np.load(sys.argv[2])
-d = np.abs(a.astype(np.float64) - b)
-print('bitwise equal' if np.array_equal(a, b) else 'max |diff| %.3g (boxes %.3g, scores %.3g)' %
-      (d.max(), d[:, :4].max(), d[:, 4:].max()))" "$WORK/single.npy" "$WORK/mpi2.npy" 2>&1 | tail -1); fi
-      say "  mpirun -np 2 pipeline vs one process: $cmp; $(grep -m1 'img/s' "$WORK/mpi2.out")"
-    else
-      problem "MPI run: single exit $rc1, mpirun exit $rc2: $(grep . "$WORK/mpi2.out" | tail -1)"
+    mpi_case 2 host
+    # --nccl needs CUDA stages: the CPU plumbing run (MPI_DEVICE=cpu) stops at the host case.
+    if [ "${MPI_DEVICE%%:*}" = cuda ]; then
+      mpi_case 2 nccl --nccl
+      mpi_case 4 nccl --nccl
     fi
   fi
 fi

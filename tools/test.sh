@@ -18,7 +18,8 @@ default_targets=$(bazel query 'tests(//...)' 2>/dev/null)
 # The threaded runtime (communicator, hand-off queues, pipeline streams, embedding engine) under
 # ThreadSanitizer; its own output tree (--config=tsan sets a platform suffix).
 tsan_targets="//runtime/comm:local_communicator_test //runtime/pipeline:handoff_queue_test
-  //runtime/pipeline:pipeline_test //runtime/embed:yolopipe_test"
+  //runtime/pipeline:pipeline_test //runtime/pipeline:pipeline_device_path_test
+  //runtime/pipeline/testing:emulated_device_path_test //runtime/embed:yolopipe_test"
 echo "test: ThreadSanitizer run of the threaded runtime tests (--config=tsan)"
 # shellcheck disable=SC2086
 bazel test --config=tsan $tsan_targets || status=$?

@@ -3,10 +3,10 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <cstring>
-#include <exception>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
+#include <exception>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -23,6 +23,7 @@
 #include "runtime/comm/mpi_communicator.h"
 #include "runtime/cuda/cuda_executor.h"
 #include "runtime/cuda/cuda_probe.h"
+#include "runtime/cuda/nccl_communicator.h"
 #include "runtime/pipeline/handoff_queue.h"
 #include "runtime/planner/plan_check.h"
 #include "runtime/planner/planner.h"
@@ -102,6 +103,80 @@ const char* ModeName(Mode mode) {
   return "?";
 }
 
+namespace {
+
+// What a CUDA stage holds on its device and in pinned memory: weights, arena, workspace, every I/O
+// set's boundary buffers and one pinned copy of each boundary tensor.
+int64_t CudaStageBytes(const CudaExecutor& executor) {
+  const CudaLoweringPlan& plan = executor.plan();
+  const int64_t copies = executor.io_sets() + 1;
+  int64_t bytes =
+      static_cast<int64_t>(plan.weights.size() + plan.arena_bytes + executor.workspace_bytes());
+  for (const CudaBoundaryTensor& t : plan.inputs) {
+    bytes += copies * static_cast<int64_t>(t.bytes());
+  }
+  for (const CudaBoundaryTensor& t : plan.outputs) {
+    bytes += copies * static_cast<int64_t>(t.bytes());
+  }
+  return bytes;
+}
+
+// The device path over CUDA and NCCL (runtime/pipeline/device_path.h).
+class CudaStageRunner final : public DeviceStageRunner {
+ public:
+  explicit CudaStageRunner(CudaExecutor* executor) : executor_(executor) {}
+  int io_sets() const override { return executor_->io_sets(); }
+  void* input_buffer(int set, int i) const override { return executor_->input_buffer(set, i); }
+  void* output_buffer(int set, int i) const override { return executor_->output_buffer(set, i); }
+  absl::StatusOr<std::vector<Tensor>> RunSet(int set, absl::Span<const Tensor> host_inputs,
+                                             const std::vector<bool>& download) override {
+    return executor_->RunSet(set, host_inputs, download);
+  }
+  int64_t held_bytes() const override { return CudaStageBytes(*executor_); }
+
+ private:
+  CudaExecutor* executor_;  // owned by the stage
+};
+
+class NcclLink final : public DeviceLink {
+ public:
+  explicit NcclLink(NcclCommunicator* endpoint) : endpoint_(endpoint) {}
+  absl::Status SendDeviceGroup(const std::vector<DevicePeerTransfer>& sends,
+                               MicroBatchId microbatch, absl::Duration timeout) override {
+    return endpoint_->SendDeviceGroup(sends, microbatch, timeout);
+  }
+  absl::Status RecvDeviceGroup(const std::vector<DevicePeerTransfer>& receives,
+                               MicroBatchId microbatch, absl::Duration timeout) override {
+    return endpoint_->RecvDeviceGroup(receives, microbatch, timeout);
+  }
+  int64_t bytes_received() const override { return endpoint_->bytes_received(); }
+  absl::Status abort_status() const override { return endpoint_->abort_status(); }
+
+ private:
+  NcclCommunicator* endpoint_;  // owned by the NcclFabric
+};
+
+class NcclLinkFabric final : public DeviceLinkFabric {
+ public:
+  explicit NcclLinkFabric(std::unique_ptr<NcclFabric> fabric) : fabric_(std::move(fabric)) {
+    for (int r = 0; r < fabric_->size(); ++r) {
+      NcclCommunicator* e = fabric_->endpoint(r);
+      links_.push_back(e != nullptr ? std::make_unique<NcclLink>(e) : nullptr);
+    }
+  }
+  int size() const override { return fabric_->size(); }
+  DeviceLink* endpoint(int rank) override {
+    return rank >= 0 && rank < size() ? links_[rank].get() : nullptr;
+  }
+  void Abort(const absl::Status& reason) override { fabric_->Abort(reason); }
+
+ private:
+  std::unique_ptr<NcclFabric> fabric_;
+  std::vector<std::unique_ptr<NcclLink>> links_;
+};
+
+}  // namespace
+
 Pipeline::~Pipeline() = default;
 
 const DeviceSpec& Pipeline::device(int replica, int stage) const {
@@ -120,6 +195,34 @@ absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(const Model& model, i
       options.cuda_precision != DType::kFloat32) {
     return absl::InvalidArgumentError(absl::StrCat("cuda_precision must be float16 or float32, got ",
                                                    DTypeName(options.cuda_precision)));
+  }
+  if (options.nccl) {
+    // Checked before looking for GPUs, so the refusal reads the same with or without one.
+    if (options.mode != Mode::kPipeline && options.mode != Mode::kHybrid) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("nccl moves tensors between pipeline stages; mode ", ModeName(options.mode),
+                       " has none (use pipeline or hybrid)"));
+    }
+    if (options.device_path_for_testing != nullptr && options.mpi != nullptr) {
+      return absl::InvalidArgumentError("the device path's test emulation runs in one process");
+    }
+    for (const DeviceSpec& d : options.devices) {
+      if (options.device_path_for_testing != nullptr) break;  // emulated on any device
+      if (d.kind != DeviceKind::kCuda) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("nccl needs every stage on a CUDA device; ", d.ToString(), " is not one"));
+      }
+    }
+    if (options.mpi == nullptr && options.device_path_for_testing == nullptr) {
+      std::vector<int> indices;
+      for (const DeviceSpec& d : options.devices) indices.push_back(d.index);
+      if (absl::Status s = ValidateInProcessDevices(indices); !s.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "nccl in one process needs a distinct GPU per stage (under mpirun, one process per "
+            "stage, stages may share one): ",
+            s.message()));
+      }
+    }
   }
   if (any_cuda) {
     // "no CUDA devices: ..." without a GPU, a driver or a CUDA build.
@@ -295,6 +398,8 @@ absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(const Model& model, i
         co.precision = options.cuda_precision;
         co.use_cuda_graph = options.cuda_graph;
         co.image_shape = p->mb_shape_;
+        // NCCL stages receive into and send from device I/O sets, one per receive slot.
+        if (options.nccl && K > 1) co.io_sets = options.buffers;
         auto created = CudaExecutor::Create(stage.graph.graph, co);
         if (!created.ok()) {
           return absl::Status(created.status().code(),
@@ -303,6 +408,15 @@ absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(const Model& model, i
                                            created.status().message()));
         }
         stage.cuda_executor = *std::move(created);
+        if (options.nccl && K > 1) {
+          stage.device_runner = std::make_unique<CudaStageRunner>(stage.cuda_executor.get());
+        }
+      } else if (stage.local && options.nccl && K > 1 &&
+                 options.device_path_for_testing != nullptr) {
+        auto runner =
+            options.device_path_for_testing->make_runner(stage.graph.graph, options.buffers);
+        if (!runner.ok()) return runner.status();
+        stage.device_runner = *std::move(runner);
       } else if (stage.local) {
         ExecutorOptions eo;
         eo.backend = ops::Backend::kCpu;
@@ -312,7 +426,46 @@ absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(const Model& model, i
       p->replicas_[r].push_back(std::move(stage));
     }
   }
+  if (options.device_path_for_testing != nullptr) {
+    p->device_path_for_testing_ = *options.device_path_for_testing;
+  }
+  p->options_.device_path_for_testing = nullptr;  // not kept (copied above)
+  if (options.nccl && K > 1) YP_RETURN_IF_ERROR(p->CreateDeviceLinks());
   return p;
+}
+
+absl::Status Pipeline::CreateDeviceLinks() {
+  device_links_.reset();
+  if (device_path_for_testing_.make_fabric) {
+    YP_ASSIGN_OR_RETURN(device_links_, device_path_for_testing_.make_fabric(topology_.replicas() *
+                                                                            topology_.stages()));
+    return absl::OkStatus();
+  }
+  absl::StatusOr<std::unique_ptr<NcclFabric>> fabric;
+  if (options_.mpi != nullptr) {
+    int device = -1;
+    for (const auto& replica : replicas_) {
+      for (const Stage& stage : replica) {
+        if (stage.local) device = stage.device.index;
+      }
+    }
+    fabric = NcclFabric::Create(*options_.mpi, device);
+  } else {
+    std::vector<int> devices(static_cast<size_t>(topology_.replicas() * topology_.stages()));
+    for (int r = 0; r < topology_.replicas(); ++r) {
+      for (int s = 0; s < topology_.stages(); ++s) {
+        devices[topology_.DeviceIndex(r, s)] = replicas_[r][s].device.index;
+      }
+    }
+    fabric = NcclFabric::CreateInProcess(devices);
+  }
+  if (!fabric.ok()) {
+    return absl::Status(fabric.status().code(),
+                        absl::StrCat("creating the NCCL communicators between stages: ",
+                                     fabric.status().message()));
+  }
+  device_links_ = std::make_unique<NcclLinkFabric>(*std::move(fabric));
+  return absl::OkStatus();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -340,6 +493,45 @@ void RaiseTo(std::atomic<int64_t>& peak, int64_t value) {
   }
 }
 
+// The NCCL path's announcement of a micro-batch to one consuming stage (see the header): a host
+// tensor named kAnnounce holding the byte count of each tensor that follows over NCCL, in
+// wire order (by name).
+constexpr char kAnnounce[] = "<nccl bytes>";
+
+Tensor Announcement(const DeviceNamedTensors& tensors) {
+  std::vector<std::pair<std::string, int64_t>> sizes;
+  for (const auto& [name, t] : tensors) sizes.emplace_back(name, static_cast<int64_t>(t.bytes()));
+  std::sort(sizes.begin(), sizes.end());
+  Tensor out(DType::kInt64, {static_cast<int64_t>(sizes.size())});
+  int64_t* data = static_cast<int64_t*>(out.raw_data());
+  for (size_t i = 0; i < sizes.size(); ++i) data[i] = sizes[i].second;
+  return out;
+}
+
+// FailedPrecondition naming the first tensor whose announced size differs from the buffer that
+// would receive it: posting the NCCL receive anyway would hang or corrupt memory.
+absl::Status CheckAnnouncement(const Tensor& announced, const DeviceNamedTensors& expected) {
+  const Tensor want = Announcement(expected);
+  std::vector<std::string> names;
+  for (const auto& [name, t] : expected) names.push_back(name);
+  std::sort(names.begin(), names.end());
+  if (announced.dtype() != DType::kInt64 || announced.shape() != want.shape()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the NCCL announcement lists ", announced.DebugString(), ", expected ",
+                     names.size(), " tensor sizes (", absl::StrJoin(names, ", "), ")"));
+  }
+  const int64_t* got = static_cast<const int64_t*>(announced.raw_data());
+  const int64_t* expect = static_cast<const int64_t*>(want.raw_data());
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (got[i] != expect[i]) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("tensor '", names[i], "' is announced with ", got[i],
+                       " bytes over NCCL, its receive buffer holds ", expect[i]));
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 // Everything one stream's threads share. Lives in the PipelineStream.
@@ -357,6 +549,7 @@ struct StreamState {
     bool end = false;
     std::vector<Tensor> outputs;  // the executor's outputs, in StageGraph::sends order
     int64_t bytes = 0;
+    int slot = -1;  // NCCL stages: the slot (I/O set) holding the outputs, freed once sent
   };
   struct StageRun {
     std::vector<Slot> slots;
@@ -371,6 +564,13 @@ struct StreamState {
     std::atomic<int64_t> received{-1}, computed{-1}, sent{-1};  // last micro-batch of each thread
     bool reads_input = false;  // receives the model input from the host
     bool local = true;         // runs in this process (false: another MPI rank's)
+    // Device path (see the header): this stage's tensors from and to other stages travel
+    // between device buffers (NCCL). device_inputs: producing stage's fabric rank -> executor
+    // input indices; download: per executor output, whether the host takes it (copied back to
+    // host memory).
+    bool device_path = false;
+    std::map<int, std::vector<int>> device_inputs;
+    std::vector<bool> download;
   };
 
   Pipeline* pipeline = nullptr;
@@ -424,6 +624,7 @@ struct StreamState {
       failure = annotated;
     }
     for (auto& f : fabrics) f->Abort(annotated);
+    if (pipeline->device_links_ != nullptr) pipeline->device_links_->Abort(annotated);
     for (auto& replica : stages) {
       for (auto& st : replica) {
         st->free_slots->Abort();
@@ -461,6 +662,24 @@ struct StreamState {
     }
   }
 
+  // Device-path payload bytes this process's endpoints had received before the stream (the
+  // links outlive streams).
+  int64_t device_received_at_open = 0;
+  int64_t DeviceReceived() const {
+    int64_t total = 0;
+    if (pipeline->device_links_ == nullptr) return 0;
+    for (int d = 0; d < R() * K(); ++d) {
+      if (DeviceLink* e = pipeline->device_links_->endpoint(d); e != nullptr) {
+        total += e->bytes_received();
+      }
+    }
+    return total;
+  }
+  DeviceLink* LinkOf(int r, int s) const {
+    return pipeline->device_links_->endpoint(topology.DeviceIndex(r, s));
+  }
+  absl::Status ReceiveOnDevice(int r, int s, int slot_index, int64_t id);
+  absl::Status SendFromDevice(int r, int s, const Outgoing& item);
   void Receiver(int r, int s);
   void Compute(int r, int s);
   void Sender(int r, int s);
@@ -468,6 +687,66 @@ struct StreamState {
   void Watchdog();
   std::string Positions() const;
 };
+
+// Shape of a float32 boundary tensor of a stage graph (checked when the stage was partitioned).
+Shape BoundaryShape(const StageGraph& sg, const std::string& name) {
+  const Value* v = sg.graph.FindValue(name);
+  return v != nullptr ? v->shape : Shape();
+}
+
+absl::Status StreamState::ReceiveOnDevice(int r, int s, int slot_index, int64_t id) {
+  StageRun& st = *stages[r][s];
+  const Pipeline::Stage& stage = pipeline->replicas_[r][s];
+  const DeviceStageRunner& runner = *stage.device_runner;
+  std::vector<DevicePeerTransfer> transfers;
+  for (const auto& [peer, inputs] : st.device_inputs) {
+    DevicePeerTransfer t;
+    t.peer = topology.DeviceIndex(r, peer);
+    for (int i : inputs) {
+      const std::string& name = st.input_sources[i].second;
+      t.tensors.emplace_back(name,
+                             DeviceTensorRef{runner.input_buffer(slot_index, i), DType::kFloat32,
+                                             BoundaryShape(stage.graph, name), Layout::kPlain});
+    }
+    const NamedTensors& announced = st.slots[slot_index].by_peer[peer];
+    if (announced.size() != 1 || announced[0].first != kAnnounce) {
+      return absl::InternalError(
+          absl::StrCat("stage ", peer, " did not announce micro-batch ", id));
+    }
+    if (absl::Status c = CheckAnnouncement(announced[0].second, t.tensors); !c.ok()) {
+      return absl::Status(c.code(), absl::StrCat("from stage ", peer, ": ", c.message()));
+    }
+    transfers.push_back(std::move(t));
+  }
+  return LinkOf(r, s)->RecvDeviceGroup(transfers, id, absl::InfiniteDuration());
+}
+
+absl::Status StreamState::SendFromDevice(int r, int s, const Outgoing& item) {
+  const StageRun& st = *stages[r][s];
+  const Pipeline::Stage& stage = pipeline->replicas_[r][s];
+  const DeviceStageRunner& runner = *stage.device_runner;
+  Communicator* comm = fabrics[r]->endpoint(s);
+  std::vector<DevicePeerTransfer> transfers;
+  for (const auto& [peer, indices] : st.send_groups) {
+    if (peer == topology.host_rank()) continue;
+    DevicePeerTransfer t;
+    t.peer = topology.DeviceIndex(r, peer);
+    for (int i : indices) {
+      const std::string& name = stage.graph.sends[i].tensor;
+      t.tensors.emplace_back(name,
+                             DeviceTensorRef{runner.output_buffer(item.slot, i), DType::kFloat32,
+                                             BoundaryShape(stage.graph, name), Layout::kPlain});
+    }
+    // Announce first (the host fabric buffers it), so the consumer posts its receive only for
+    // data that is about to be sent.
+    TensorGroup announce;
+    announce.microbatch = item.id;
+    announce.tensors.emplace_back(kAnnounce, Announcement(t.tensors));
+    YP_RETURN_IF_ERROR(comm->Send(announce, peer, absl::InfiniteDuration()));
+    transfers.push_back(std::move(t));
+  }
+  return LinkOf(r, s)->SendDeviceGroup(transfers, item.id, absl::InfiniteDuration());
+}
 
 void StreamState::Receiver(int r, int s) {
   StageRun& st = *stages[r][s];
@@ -494,6 +773,13 @@ void StreamState::Receiver(int r, int s) {
            absl::InternalError(absl::StrCat("end of stream from ", ends, " of ",
                                             slot.by_peer.size(), " peers at micro-batch ", id)));
       return;
+    }
+    if (ends == 0 && st.device_path) {
+      if (absl::Status status = ReceiveOnDevice(r, s, *slot_index, id); !status.ok()) {
+        Fail(absl::StrCat(topology.Name(r, s), " receiving micro-batch ", id, " on the device"),
+             status);
+        return;
+      }
     }
     const Clock::time_point t1 = Clock::now();
     slot.id = id;
@@ -527,6 +813,10 @@ void StreamState::Compute(int r, int s) {
     std::vector<Tensor> inputs;
     inputs.reserve(st.input_sources.size());
     for (const auto& [peer, name] : st.input_sources) {
+      if (st.device_path && st.device_inputs.count(peer) != 0) {
+        inputs.emplace_back();  // already in the slot's device input set
+        continue;
+      }
       for (const auto& [n, t] : slot.by_peer[peer]) {
         if (n == name) inputs.push_back(t);
       }
@@ -548,8 +838,12 @@ void StreamState::Compute(int r, int s) {
       } else {
         computing.fetch_add(1);
         try {
-          outputs = stage.cuda_executor != nullptr ? stage.cuda_executor->RunAll(inputs)
-                                                   : stage.executor->Run(inputs);
+          if (st.device_path) {
+            outputs = stage.device_runner->RunSet(*slot_index, inputs, st.download);
+          } else {
+            outputs = stage.cuda_executor != nullptr ? stage.cuda_executor->RunAll(inputs)
+                                                     : stage.executor->Run(inputs);
+          }
         } catch (...) {
           computing.fetch_sub(1);
           throw;
@@ -573,14 +867,18 @@ void StreamState::Compute(int r, int s) {
         }
       }
     }
-    if (!st.free_slots->Push(*slot_index)) return;
+    // On the device path the outputs sit in the slot's I/O set until the sender has sent them.
+    if (!st.device_path && !st.free_slots->Push(*slot_index)) return;
     st.busy_us += MicrosSince(t1, t2);
     st.computed.store(id, std::memory_order_relaxed);
     Progress();
     AddSpan(r, s, id, "compute", TraceLane::kCompute, t1, t2);
     Outgoing item;
     item.id = id;
-    for (const Tensor& t : *outputs) item.bytes += static_cast<int64_t>(t.bytes());
+    if (st.device_path) item.slot = *slot_index;
+    for (const Tensor& t : *outputs) {
+      if (t.defined()) item.bytes += static_cast<int64_t>(t.bytes());
+    }
     item.outputs = std::move(*outputs);
     RaiseTo(st.peak_output_bytes, st.live_output_bytes.fetch_add(item.bytes) + item.bytes);
     if (!st.outgoing->Push(std::move(item))) return;
@@ -609,7 +907,16 @@ void StreamState::Sender(int r, int s) {
       return;
     }
     const Clock::time_point t2 = Clock::now();
+    if (st.device_path) {
+      if (absl::Status status = SendFromDevice(r, s, *item); !status.ok()) {
+        Fail(absl::StrCat(topology.Name(r, s), " sending micro-batch ", item->id,
+                          " from the device"),
+             status);
+        return;
+      }
+    }
     for (const auto& [peer, indices] : st.send_groups) {
+      if (st.device_path && peer != topology.host_rank()) continue;  // sent above
       TensorGroup group;
       group.microbatch = item->id;
       // The outputs are this micro-batch's own tensors: the host may take them without a copy.
@@ -622,6 +929,7 @@ void StreamState::Sender(int r, int s) {
       }
     }
     const Clock::time_point t3 = Clock::now();
+    if (item->slot >= 0 && !st.free_slots->Push(item->slot)) return;
     st.live_output_bytes.fetch_sub(item->bytes);
     st.sent.store(item->id, std::memory_order_relaxed);
     Progress();
@@ -943,10 +1251,12 @@ absl::Status PipelineStream::Finish(PipelineStats* stats) {
         if (f->endpoint(s) != nullptr) moved += f->endpoint(s)->bytes_received();
       }
       // Model inputs from the host are not "moved" between stages.
+      // (With NCCL the host fabric also carries the announcements, a few bytes each.)
       if (Communicator* host = f->endpoint(st.topology.host_rank()); host != nullptr) {
         moved -= host->bytes_sent();
       }
     }
+    moved += st.DeviceReceived() - st.device_received_at_open;
     stats->bytes_moved = moved;
     stats->num_microbatches = static_cast<int>(st.pushed);
   }
@@ -977,6 +1287,25 @@ absl::StatusOr<std::unique_ptr<PipelineStream>> Pipeline::OpenStream(TraceWriter
     stream_open_.store(false);
     return status;
   };
+  const bool device_path = options_.nccl && K > 1;
+  if (device_path) {
+    // A failed stream aborted the links (NCCL communicators): make new ones (collectively under
+    // MPI, where every rank's stream failed with it).
+    int aborted = device_links_ == nullptr ? 1 : 0;
+    for (int d = 0; device_links_ != nullptr && d < R * K; ++d) {
+      if (DeviceLink* e = device_links_->endpoint(d); e != nullptr && !e->abort_status().ok()) {
+        aborted = 1;
+      }
+    }
+    if (options_.mpi != nullptr) {
+      absl::StatusOr<int> any = options_.mpi->MaxOverRanks(aborted);
+      if (!any.ok()) return fail_open(any.status());
+      aborted = *any;
+    }
+    if (aborted != 0) {
+      if (absl::Status created = CreateDeviceLinks(); !created.ok()) return fail_open(created);
+    }
+  }
   for (int r = 0; r < R; ++r) {
     if (options_.mpi != nullptr) {
       // Stage s of replica r on world rank r*K + s; the host on rank 0. Collective.
@@ -987,7 +1316,10 @@ absl::StatusOr<std::unique_ptr<PipelineStream>> Pipeline::OpenStream(TraceWriter
       if (!fabric.ok()) return fail_open(fabric.status());
       st.fabrics.push_back(std::move(*fabric));
     } else {
-      auto fabric = LocalFabric::Create(topology_.fabric_size(), LocalFabric::kRendezvous);
+      // With NCCL the host fabric carries announcements, which must not wait for their receiver
+      // (see the header): buffered, one message per receive slot and the end of the stream.
+      auto fabric = LocalFabric::Create(
+          topology_.fabric_size(), device_path ? options_.buffers + 2 : LocalFabric::kRendezvous);
       if (!fabric.ok()) return fail_open(fabric.status());
       st.fabrics.push_back(std::move(*fabric));
     }
@@ -1001,6 +1333,7 @@ absl::StatusOr<std::unique_ptr<PipelineStream>> Pipeline::OpenStream(TraceWriter
       const StageGraph& sg = stage.graph;
       auto run = std::make_unique<StreamState::StageRun>();
       std::map<int, std::vector<std::string>> names;  // peer -> received tensor names
+      run->device_path = device_path && stage.device_runner != nullptr;
       for (const auto& rc : sg.receives) {
         const int peer = topology_.RankOfStage(rc.from_stage);
         names[peer].push_back(rc.tensor);
@@ -1017,6 +1350,15 @@ absl::StatusOr<std::unique_ptr<PipelineStream>> Pipeline::OpenStream(TraceWriter
       int64_t slot_bytes = 0;
       for (int b = 0; b < static_cast<int>(run->slots.size()); ++b) {
         for (const auto& [peer, list] : names) {
+          if (run->device_path && peer != topology_.host_rank()) {
+            // Only the announcement arrives on the host fabric; the tensors land in the
+            // executor's device input set b.
+            NamedTensors announce = {
+                {kAnnounce, Tensor(DType::kInt64, {static_cast<int64_t>(list.size())})}};
+            run->slots[b].owned[peer] = announce;
+            run->slots[b].by_peer[peer] = std::move(announce);
+            continue;
+          }
           auto alloc = AllocateNamed(sg.graph, list);
           if (!alloc.ok()) return fail_open(alloc.status());
           slot_bytes += NamedBytes(*alloc);
@@ -1026,21 +1368,24 @@ absl::StatusOr<std::unique_ptr<PipelineStream>> Pipeline::OpenStream(TraceWriter
       }
       for (const auto& rc : sg.receives) {
         const int peer = topology_.RankOfStage(rc.from_stage);
+        if (run->device_path && peer != topology_.host_rank()) {
+          run->device_inputs[peer].push_back(static_cast<int>(run->input_sources.size()));
+        }
         run->input_sources.emplace_back(peer, rc.tensor);
+      }
+      for (const auto& sd : sg.sends) {
+        run->download.push_back(std::find(sd.to_stages.begin(), sd.to_stages.end(), -1) !=
+                                sd.to_stages.end());
       }
       for (size_t i = 0; i < sg.sends.size(); ++i) {
         for (int t : sg.sends[i].to_stages) {
           run->send_groups[topology_.RankOfStage(t)].push_back(static_cast<int>(i));
         }
       }
-      if (stage.cuda_executor != nullptr) {
-        const CudaLoweringPlan& cp = stage.cuda_executor->plan();
-        int64_t boundary = 0;
-        for (const CudaBoundaryTensor& t : cp.inputs) boundary += 2 * t.bytes();  // device + pinned
-        for (const CudaBoundaryTensor& t : cp.outputs) boundary += 2 * t.bytes();
-        run->fixed_bytes = static_cast<int64_t>(cp.weights.size() + cp.arena_bytes +
-                                                stage.cuda_executor->workspace_bytes()) +
-                           boundary + slot_bytes;
+      if (stage.device_runner != nullptr) {
+        run->fixed_bytes = stage.device_runner->held_bytes() + slot_bytes;
+      } else if (stage.cuda_executor != nullptr) {
+        run->fixed_bytes = CudaStageBytes(*stage.cuda_executor) + slot_bytes;
       } else if (stage.local) {
         run->fixed_bytes = static_cast<int64_t>(stage.executor->weight_bytes() +
                                                 stage.executor->arena_bytes() +
@@ -1063,6 +1408,7 @@ absl::StatusOr<std::unique_ptr<PipelineStream>> Pipeline::OpenStream(TraceWriter
       }
     }
   }
+  st.device_received_at_open = st.DeviceReceived();
   st.origin = Clock::now();
   st.last_collect = st.origin;
   st.Progress();

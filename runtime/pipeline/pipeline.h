@@ -1,19 +1,20 @@
 // Pipeline: runs a model in one of the four modes of DESIGN.md ("Modes of running") on CPU and
-// CUDA devices, in one process or one stage per MPI rank: `single`, `pipeline` (K stages on K devices, micro-batches streaming through),
-// `data` (every device holds the whole model and takes a share of the micro-batches) and `hybrid`
-// (R replicas of a K-stage pipeline on R*K devices).
+// CUDA devices, in one process or one stage per MPI rank: `single`, `pipeline` (K stages on K
+// devices, micro-batches streaming through), `data` (every device holds the whole model and takes a
+// share of the micro-batches) and `hybrid` (R replicas of a K-stage pipeline on R*K devices).
 //
 // Shape of the machinery (one code path for every mode): a run is R replicas x K stages.
 //   single   = R 1, K 1 (device 0);  data = R = #devices, K 1;
 //   pipeline = R 1, K;               hybrid = R, K (replica r, stage s on device r*K + s).
 // Each stage is an Executor (kCpu, the device's thread count) on its StageGraph from PartitionGraph
-// (graph/partition.h) of the model prepared for one micro-batch (K = 1: the whole prepared graph, as
-// Session runs it); on a CUDA device, a CudaExecutor (runtime/cuda/cuda_executor.h) on the same
+// (graph/partition.h) of the model prepared for one micro-batch (K = 1: the whole prepared graph,
+// as Session runs it); on a CUDA device, a CudaExecutor (runtime/cuda/cuda_executor.h) on the same
 // StageGraph, whose tensors enter and leave as float32 host tensors (through pinned buffers), so
 // CPU and CUDA stages mix freely and every transport carries them. With a CUDA device among the
 // devices, the Detect head moves whole to the last stage (KeepDetectHeadInLastStage), since the
-// CUDA executor decodes it in one kernel. Each replica has its own LocalFabric (rendezvous mode: one real copy, straight
-// into the receiver's buffer) of K + 1 endpoints: ranks 0..K-1 are the stages, rank K is the host.
+// CUDA executor decodes it in one kernel. Each replica has its own LocalFabric (rendezvous mode:
+// one real copy, straight into the receiver's buffer) of K + 1 endpoints: ranks 0..K-1 are the
+// stages, rank K is the host.
 //
 // Streams: all work flows through a PipelineStream (OpenStream). Push sends each micro-batch's
 // model input straight to every stage of replica (id % R) that reads it; a collector thread per
@@ -39,6 +40,20 @@
 // Pipeline mode without a plan: a plan is made on the spot (MakeQuickPlan). With a plan: it must
 // match the model's fingerprint (CheckPlanMatchesModel) and be valid (ValidatePlan); the stage node
 // lists are those of replica 0 (plan.stages(0..K-1).nodes). Hybrid uses the same rules.
+//
+// NCCL between stages (PipelineOptions::nccl): one NCCL communicator per stage (rank r*K + s,
+// in one process or one per MPI rank), created with the Pipeline. Each CUDA stage's executor
+// holds `buffers` device input/output sets, each with its own CUDA graph, and receive slot b is
+// I/O set b. Per micro-batch, a stage's sender first announces it to every consuming stage on
+// the host fabric (a tiny message with the byte count of each tensor, which the receiver checks
+// against what it expects), then sends every tensor for every consumer in one
+// ncclGroupStart/End (peers ascending, tensors by name). The receiver posts its one grouped
+// NCCL receive only once every producer has announced, so no NCCL receive ever waits for a
+// micro-batch that does not exist yet (which would block the communicator's later sends
+// behind it). A slot returns to the receiver only after its outputs were sent. The host fabric
+// buffers (announcements must not wait for the receiver; under MPI they are far below any
+// eager limit). Host inputs and model outputs still travel over the host fabric. A stream that
+// fails aborts the NCCL communicators; the next stream creates new ones.
 //
 // Outputs: on CPU devices every mode returns the same bytes as `single` with the same micro-batch
 // size for the same input (same kernels, same micro-batch shape, each image computed
@@ -72,12 +87,13 @@
 #include "absl/time/time.h"
 #include "base/tensor.h"
 #include "graph/partition.h"
-#include "runtime/device.h"
 #include "runtime/comm/mpi_communicator.h"
 #include "runtime/cuda/cuda_executor.h"
+#include "runtime/device.h"
 #include "runtime/executor.h"
-#include "runtime/pipeline/topology.h"
 #include "runtime/model.h"
+#include "runtime/pipeline/device_path.h"
+#include "runtime/pipeline/topology.h"
 #include "runtime/proto/plan.pb.h"
 #include "runtime/trace/trace.h"
 
@@ -110,6 +126,11 @@ struct PipelineOptions {
   // boundaries as float32) and whether each stage replays a captured CUDA graph.
   DType cuda_precision = DType::kFloat16;
   bool cuda_graph = true;
+  // pipeline/hybrid with every device a GPU: tensors between stages travel over NCCL straight
+  // from one stage's device output buffers into the next's device input buffers (see "NCCL
+  // between stages" in the file comment). In one process the GPUs must be distinct (NCCL refuses
+  // two ranks on one GPU in one process); under MPI any. Off: through host memory.
+  bool nccl = false;
   // pipeline/hybrid: K. 0 = the plan's num_stages, else pipeline: all devices, hybrid: devices /
   // replicas. With a plan a non-zero value must equal the plan's.
   int stages = 0;
@@ -131,6 +152,10 @@ struct PipelineOptions {
   // rank must create the Pipeline and open its streams in the same order (collective); ranks
   // other than 0 call Serve. nullptr: one process (in-process channels).
   const MpiRuntime* mpi = nullptr;
+  // Test hook: with `nccl`, the device path runs through these host emulations instead of CUDA
+  // executors and NCCL (runtime/pipeline/device_path.h), on any devices, in one process. Not
+  // owned; only read during Create.
+  const DevicePathForTesting* device_path_for_testing = nullptr;
   // Test hook: called by a stage before computing each micro-batch (global id); a non-OK status is
   // that stage's failure. Called from the stage worker threads concurrently.
   std::function<absl::Status(int replica, int stage, int64_t microbatch)> fault_injector;
@@ -246,6 +271,8 @@ class Pipeline {
     DeviceSpec device;
     std::unique_ptr<Executor> executor;  // CPU stages; null for stages other MPI ranks run
     std::unique_ptr<CudaExecutor> cuda_executor;  // CUDA stages run by this process
+    // The device path (options nccl): the stage's executor seen through its I/O sets.
+    std::unique_ptr<DeviceStageRunner> device_runner;
     bool local = true;
   };
   Pipeline() = default;
@@ -258,6 +285,12 @@ class Pipeline {
   Shape output_mb_shape_;  // the first output's shape for one micro-batch
   std::vector<std::vector<std::string>> stage_nodes_;
   std::vector<std::vector<Stage>> replicas_;  // [replica][stage]
+  // With options_.nccl and K > 1: this process's endpoints of the links between stages (NCCL, or
+  // the test emulation), rank DeviceIndex(r, s).
+  std::unique_ptr<DeviceLinkFabric> device_links_;
+  DevicePathForTesting device_path_for_testing_;  // copied from the options (empty: CUDA/NCCL)
+  // Creates device_links_ (collective under MPI).
+  absl::Status CreateDeviceLinks();
   std::mutex run_mu_;
   std::atomic<bool> stream_open_{false};
   friend struct StreamState;

@@ -18,6 +18,7 @@
 #include "runtime/device.h"
 #include "runtime/model.h"
 #include "runtime/pipeline/pipeline.h"
+#include "runtime/pipeline/testing/test_util.h"
 #include "runtime/planner/plan_check.h"
 #include "runtime/proto/plan.pb.h"
 #include "runtime/session.h"
@@ -33,16 +34,7 @@ using ::testing::HasSubstr;
 constexpr int64_t kImgsz = 64;
 constexpr int64_t kBatch = 6;
 
-const Model& Yolov8n() {
-  static const Model* model = [] {
-    BuiltinModelOptions o;
-    o.imgsz = kImgsz;
-    auto m = LoadModel("yolov8n", o);
-    EXPECT_TRUE(m.ok()) << m.status();
-    return new Model(*m);
-  }();
-  return *model;
-}
+const Model& Yolov8n() { return testing::CachedBuiltin("yolov8n", kImgsz); }
 
 DeviceSpec Cuda(int index) {
   DeviceSpec d;
@@ -88,6 +80,43 @@ TEST(PipelineCudaTest, RefusesBadPrecision) {
   auto p = Pipeline::Create(Yolov8n(), kImgsz, o);
   EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument) << p.status();
   EXPECT_THAT(p.status().message(), HasSubstr("cuda_precision must be float16 or float32"));
+}
+
+// NCCL between stages: its argument checks come before the devices are looked at, so they read
+// the same with or without a GPU.
+TEST(PipelineCudaTest, NcclRefusesModesWithoutStagesCpuDevicesAndASharedGpuInOneProcess) {
+  PipelineOptions single = Options(Mode::kSingle, {Cuda(0)}, 1);
+  single.nccl = true;
+  auto p = Pipeline::Create(Yolov8n(), kImgsz, single);
+  EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument) << p.status();
+  EXPECT_THAT(p.status().message(), HasSubstr("mode single has none"));
+
+  PipelineOptions data = Options(Mode::kData, {Cuda(0), Cuda(1)}, 1);
+  data.nccl = true;
+  EXPECT_THAT(Pipeline::Create(Yolov8n(), kImgsz, data).status().message(),
+              HasSubstr("mode data has none"));
+
+  PipelineOptions cpu = Options(Mode::kPipeline, {Cuda(0), Cpu()}, 1);
+  cpu.nccl = true;
+  p = Pipeline::Create(Yolov8n(), kImgsz, cpu);
+  EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument) << p.status();
+  EXPECT_THAT(p.status().message(), HasSubstr("every stage on a CUDA device; cpu"));
+
+  PipelineOptions shared = Options(Mode::kHybrid, {Cuda(0), Cuda(1), Cuda(2), Cuda(1)}, 1);
+  shared.nccl = true;
+  p = Pipeline::Create(Yolov8n(), kImgsz, shared);
+  EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument) << p.status();
+  EXPECT_THAT(p.status().message(), HasSubstr("a distinct GPU per stage"));
+  EXPECT_THAT(p.status().message(), HasSubstr("device 1 listed twice"));
+
+  if (!ListCudaDevices().ok()) {
+    // Valid NCCL options without a GPU: the usual refusal.
+    PipelineOptions valid = Options(Mode::kPipeline, {Cuda(0), Cuda(1)}, 1);
+    valid.nccl = true;
+    p = Pipeline::Create(Yolov8n(), kImgsz, valid);
+    EXPECT_EQ(p.status().code(), absl::StatusCode::kFailedPrecondition) << p.status();
+    EXPECT_THAT(p.status().message(), HasSubstr("no CUDA devices"));
+  }
 }
 
 // The plan made on the spot profiles the GPU: without one it fails cleanly.
@@ -230,28 +259,65 @@ TEST_F(PipelineGpuTest, StreamKeepsOrder) {
   ASSERT_TRUE(p.ok()) << p.status();
   auto stream = (*p)->OpenStream();
   ASSERT_TRUE(stream.ok()) << stream.status();
-  const size_t image_bytes = 3 * kImgsz * kImgsz * sizeof(float);
-  const size_t out_bytes = reference_.bytes() / kBatch;
   for (int64_t i = 0; i < kBatch; ++i) {
-    Tensor one(DType::kFloat32, {1, 3, kImgsz, kImgsz});
-    std::memcpy(one.raw_data(), static_cast<const char*>(input_.raw_data()) + i * image_bytes,
-                image_bytes);
-    ASSERT_TRUE((*stream)->Push(one).ok());
+    ASSERT_TRUE((*stream)->Push(testing::RowOf(input_, i)).ok());
   }
   (*stream)->CloseInput();
   for (int64_t i = 0; i < kBatch; ++i) {
     auto out = (*stream)->Pop();
     ASSERT_TRUE(out.ok()) << out.status();
-    Shape shape = reference_.shape();
-    shape[0] = 1;
-    Tensor want(DType::kFloat32, shape);
-    std::memcpy(want.raw_data(), static_cast<const char*>(reference_.raw_data()) + i * out_bytes,
-                out_bytes);
     SCOPED_TRACE(absl::StrCat("image ", i));
-    ExpectDetectionsNear(*out, want, kFloat16Tolerance);
+    ExpectDetectionsNear(*out, testing::RowOf(reference_, i), kFloat16Tolerance);
   }
   EXPECT_EQ((*stream)->Pop().status().code(), absl::StatusCode::kOutOfRange);
   EXPECT_TRUE((*stream)->Finish().ok());
+}
+
+// NCCL between stages in one process needs a GPU per stage (one-GPU machines run it multi-process,
+// see tools/gpu_check_remote.sh).
+int VisibleGpus() {
+  auto gpus = ListCudaDevices();
+  return gpus.ok() ? static_cast<int>(gpus->size()) : 0;
+}
+
+TEST_F(PipelineGpuTest, NcclBetweenTwoGpus) {
+  if (VisibleGpus() < 2) GTEST_SKIP() << "needs 2 GPUs (NCCL refuses two ranks on one GPU)";
+  PipelineOptions o = Options(Mode::kPipeline, {Cuda(0), Cuda(1)}, 2);
+  o.nccl = true;
+  ExpectMatchesCpu(o);  // twice: the communicators outlive the first stream
+  o.buffers = 1;        // one slot: receive, compute and send of a micro-batch in turn
+  o.cuda_graph = false;
+  ExpectMatchesCpu(o);
+}
+
+// One image at a time, each popped before the next is pushed: an NCCL receive posted for a
+// micro-batch that was never pushed would hold every later send on that communicator.
+TEST_F(PipelineGpuTest, NcclStreamOneImageAtATime) {
+  if (VisibleGpus() < 2) GTEST_SKIP() << "needs 2 GPUs";
+  PipelineOptions o = Options(Mode::kPipeline, {Cuda(0), Cuda(1)}, 1);
+  o.nccl = true;
+  o.timeout = absl::Seconds(30);
+  auto p = Pipeline::Create(Yolov8n(), kImgsz, o);
+  ASSERT_TRUE(p.ok()) << p.status();
+  auto stream = (*p)->OpenStream();
+  ASSERT_TRUE(stream.ok()) << stream.status();
+  for (int64_t i = 0; i < kBatch; ++i) {
+    ASSERT_TRUE((*stream)->Push(testing::RowOf(input_, i)).ok());
+    auto out = (*stream)->Pop();
+    ASSERT_TRUE(out.ok()) << out.status();
+    SCOPED_TRACE(absl::StrCat("image ", i));
+    ExpectDetectionsNear(*out, testing::RowOf(reference_, i), kFloat16Tolerance);
+  }
+  PipelineStats stats;
+  EXPECT_TRUE((*stream)->Finish(&stats).ok());
+  EXPECT_GT(stats.bytes_moved, 0);
+}
+
+TEST_F(PipelineGpuTest, NcclHybridOnFourGpus) {
+  if (VisibleGpus() < 4) GTEST_SKIP() << "needs 4 GPUs";
+  PipelineOptions o = Options(Mode::kHybrid, {Cuda(0), Cuda(1), Cuda(2), Cuda(3)}, 1);
+  o.nccl = true;
+  ExpectMatchesCpu(o);
 }
 
 }  // namespace

@@ -23,6 +23,7 @@
 #include "runtime/proto/plan.pb.h"
 #include "runtime/session.h"
 #include "runtime/pipeline/tagged_stream.h"
+#include "runtime/pipeline/testing/test_util.h"
 #include "runtime/trace/trace.h"
 
 namespace yolopipe {
@@ -33,16 +34,7 @@ using ::testing::HasSubstr;
 constexpr int64_t kImgsz = 64;
 constexpr int64_t kBatch = 8;
 
-const Model& Yolov8n() {
-  static const Model* model = [] {
-    BuiltinModelOptions o;
-    o.imgsz = kImgsz;
-    auto m = LoadModel("yolov8n", o);
-    EXPECT_TRUE(m.ok()) << m.status();
-    return new Model(*m);
-  }();
-  return *model;
-}
+const Model& Yolov8n() { return testing::CachedBuiltin("yolov8n", kImgsz); }
 
 // Distinct images: each image of the batch comes from its own seed, so a reordering of
 // micro-batches changes the output.

@@ -91,6 +91,8 @@ absl::StatusOr<CompareResult> RunComparison(const Model& model, const CompareOpt
     po.devices = o.devices;
     po.microbatch = o.microbatch;
     po.cuda_precision = o.cuda_precision;
+    po.cuda_graph = o.cuda_graph;
+    po.nccl = o.nccl && (c.mode == Mode::kPipeline || c.mode == Mode::kHybrid);
     ModeResult mr;
     mr.mode = c.mode;
     mr.replicas = c.replicas;

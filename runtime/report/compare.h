@@ -35,6 +35,8 @@ namespace yolopipe {
 struct CompareOptions {
   std::vector<DeviceSpec> devices;  // K CPU or CUDA devices
   DType cuda_precision = DType::kFloat16;  // PipelineOptions::cuda_precision
+  bool cuda_graph = true;                  // PipelineOptions::cuda_graph
+  bool nccl = false;                       // PipelineOptions::nccl, for pipeline and hybrid
   int64_t imgsz = 0;                // InputShapeFor's rule
   int batch = 1;                    // images (the last micro-batch may be partial)
   int microbatch = 1;
