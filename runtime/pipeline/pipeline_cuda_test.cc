@@ -135,13 +135,7 @@ class PipelineGpuTest : public ::testing::Test {
   void SetUp() override {
     auto gpus = ListCudaDevices();
     if (!gpus.ok()) GTEST_SKIP() << gpus.status();
-    input_ = Tensor(DType::kFloat32, {kBatch, 3, kImgsz, kImgsz});
-    const size_t image_bytes = 3 * kImgsz * kImgsz * sizeof(float);
-    for (int64_t i = 0; i < kBatch; ++i) {
-      Tensor one = SyntheticInput({1, 3, kImgsz, kImgsz}, 200 + i);
-      std::memcpy(static_cast<char*>(input_.raw_data()) + i * image_bytes, one.raw_data(),
-                  image_bytes);
-    }
+    input_ = testing::DistinctBatch(kBatch, kImgsz, 200);
     SessionOptions so;
     so.device.num_threads = AvailableCores();
     auto session = Session::Create(Yolov8n(), input_.shape(), so);

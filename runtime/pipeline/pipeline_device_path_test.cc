@@ -34,16 +34,7 @@ constexpr int64_t kBatch = 7;  // with micro-batch 2: three full micro-batches a
 
 const Model& Yolov8n() { return testing::CachedBuiltin("yolov8n", kImgsz); }
 
-Tensor DistinctBatch() {
-  Tensor batch(DType::kFloat32, {kBatch, 3, kImgsz, kImgsz});
-  const size_t image_bytes = 3 * kImgsz * kImgsz * sizeof(float);
-  for (int64_t i = 0; i < kBatch; ++i) {
-    Tensor one = SyntheticInput({1, 3, kImgsz, kImgsz}, 300 + i);
-    std::memcpy(static_cast<char*>(batch.raw_data()) + i * image_bytes, one.raw_data(),
-                image_bytes);
-  }
-  return batch;
-}
+Tensor DistinctBatch() { return testing::DistinctBatch(kBatch, kImgsz, 300); }
 
 DeviceSpec OneThreadCpu() {
   DeviceSpec d;

@@ -36,18 +36,7 @@ constexpr int64_t kBatch = 8;
 
 const Model& Yolov8n() { return testing::CachedBuiltin("yolov8n", kImgsz); }
 
-// Distinct images: each image of the batch comes from its own seed, so a reordering of
-// micro-batches changes the output.
-Tensor DistinctBatch() {
-  Tensor batch(DType::kFloat32, {kBatch, 3, kImgsz, kImgsz});
-  const size_t image_bytes = 3 * kImgsz * kImgsz * sizeof(float);
-  for (int64_t i = 0; i < kBatch; ++i) {
-    Tensor one = SyntheticInput({1, 3, kImgsz, kImgsz}, 100 + i);
-    std::memcpy(static_cast<char*>(batch.raw_data()) + i * image_bytes, one.raw_data(),
-                image_bytes);
-  }
-  return batch;
-}
+Tensor DistinctBatch() { return testing::DistinctBatch(kBatch, kImgsz, 100); }
 
 // The reference: one Session per micro-batch size run image group by image group would reuse
 // the code under test's idea of splitting; instead this runs the plain single-device Session on

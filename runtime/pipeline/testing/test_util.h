@@ -40,6 +40,19 @@ inline const Model& CachedBuiltin(const std::string& name, int64_t imgsz) {
   return it->second;
 }
 
+// A (n, 3, imgsz, imgsz) float32 batch whose image i is SyntheticInput with seed first_seed + i:
+// every image distinct, so a reordering of micro-batches changes the output.
+inline Tensor DistinctBatch(int64_t n, int64_t imgsz, uint64_t first_seed) {
+  Tensor batch(DType::kFloat32, {n, 3, imgsz, imgsz});
+  const size_t image_bytes = static_cast<size_t>(3 * imgsz * imgsz) * sizeof(float);
+  for (int64_t i = 0; i < n; ++i) {
+    const Tensor one = SyntheticInput({1, 3, imgsz, imgsz}, first_seed + i);
+    std::memcpy(static_cast<char*>(batch.raw_data()) + i * image_bytes, one.raw_data(),
+                image_bytes);
+  }
+  return batch;
+}
+
 // A copy of row `i` of a batched tensor (an image of a batch, or its output): shape (1, ...).
 inline Tensor RowOf(const Tensor& batch, int64_t i) {
   Shape shape = batch.shape();
