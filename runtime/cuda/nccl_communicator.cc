@@ -710,41 +710,65 @@ bool PoisonsCommunicator(const absl::Status& s) {
 
 }  // namespace
 
+namespace {
+
+// Send / SendDevice's checks and header: an end-of-stream marker carries no tensors, the tensors
+// are well formed and their descriptors fit in the header.
+template <typename NamedTensorList>
+absl::StatusOr<NcclGroupHeader> SendHeader(MicroBatchId microbatch, bool end_of_stream,
+                                           const NamedTensorList& tensors,
+                                           const std::string& where) {
+  if (end_of_stream && !tensors.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, ": an end-of-stream marker carries no tensors, got ", tensors.size()));
+  }
+  absl::StatusOr<std::vector<NcclTensorMeta>> metas = WireOrderOf(tensors, where);
+  if (!metas.ok()) return metas.status();
+  NcclGroupHeader header{microbatch, end_of_stream, *std::move(metas)};
+  if (absl::Status s = EncodeNcclGroupHeader(header, where).status(); !s.ok()) return s;
+  return header;
+}
+
+// Takes a direction's mutex by the deadline; the caller adopts it. DeadlineExceeded naming the
+// earlier `what` ("send" / "receive") that holds it otherwise.
+absl::Status LockDirection(DirectionState& direction, absl::Time deadline, const std::string& where,
+                           const char* what) {
+  if (!direction.mu.try_lock_until(absl::ToChronoTime(deadline))) {
+    return absl::DeadlineExceededError(
+        absl::StrCat(where, ": an earlier ", what, " on this rank did not finish in time"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::Status NcclCommunicator::SendDevice(const DeviceTensorGroup& group, int peer,
                                           absl::Duration timeout, const CudaEvent* ready) {
   if (absl::Status s = CheckPeer(peer, "SendDevice"); !s.ok()) return s;
   const std::string where = absl::StrCat("NCCL send from rank ", rank_, " to rank ", peer,
                                          ", micro-batch ", group.microbatch);
-  if (group.end_of_stream && !group.tensors.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        where, ": an end-of-stream marker carries no tensors, got ", group.tensors.size()));
-  }
   if (ready != nullptr && (!ready->valid() || ready->device() != device_)) {
     return absl::InvalidArgumentError(
         absl::StrCat(where, ": the ready event is empty or on device ", ready->device(),
                      ", not this endpoint's device ", device_));
   }
-  absl::StatusOr<std::vector<NcclTensorMeta>> metas = WireOrderOf(group.tensors, where);
-  if (!metas.ok()) return metas.status();
-  const NcclGroupHeader header{group.microbatch, group.end_of_stream, *std::move(metas)};
-  if (absl::Status s = EncodeNcclGroupHeader(header, where).status(); !s.ok()) return s;
+  absl::StatusOr<NcclGroupHeader> header =
+      SendHeader(group.microbatch, group.end_of_stream, group.tensors, where);
+  if (!header.ok()) return header.status();
 
   const absl::Time deadline = absl::Now() + timeout;
   Impl& im = *impl_;
-  if (!im.send.mu.try_lock_until(absl::ToChronoTime(deadline))) {
-    return absl::DeadlineExceededError(
-        absl::StrCat(where, ": an earlier send on this rank did not finish in time"));
-  }
+  if (absl::Status s = LockDirection(im.send, deadline, where, "send"); !s.ok()) return s;
   std::lock_guard<std::timed_mutex> send_lock(im.send.mu, std::adopt_lock);
   ScopedCudaDevice scope(device_);
   if (!scope.status().ok()) return scope.status();
   absl::Status status =
-      im.SendLocked(header, DataInWireOrder(group.tensors), peer, deadline, ready, where);
+      im.SendLocked(*header, DataInWireOrder(group.tensors), peer, deadline, ready, where);
   if (!status.ok()) {
     if (PoisonsCommunicator(status)) fabric_->Abort(status);
     return status;
   }
-  bytes_sent_.fetch_add(header.payload_bytes(), std::memory_order_relaxed);
+  bytes_sent_.fetch_add(header->payload_bytes(), std::memory_order_relaxed);
   return absl::OkStatus();
 }
 
@@ -787,10 +811,8 @@ absl::Status NcclCommunicator::DeviceGroup(bool is_send,
   const absl::Time deadline = absl::Now() + timeout;
   Impl& im = *impl_;
   DirectionState& dir = is_send ? im.send : im.recv;
-  if (!dir.mu.try_lock_until(absl::ToChronoTime(deadline))) {
-    return absl::DeadlineExceededError(absl::StrCat(where, ": an earlier ",
-                                                    is_send ? "send" : "receive",
-                                                    " on this rank did not finish in time"));
+  if (absl::Status s = LockDirection(dir, deadline, where, is_send ? "send" : "receive"); !s.ok()) {
+    return s;
   }
   std::lock_guard<std::timed_mutex> lock(dir.mu, std::adopt_lock);
   if (im.aborted.load()) return im.AbortStatus();
@@ -809,21 +831,14 @@ absl::Status NcclCommunicator::Send(const TensorGroup& group, int peer, absl::Du
   if (absl::Status s = CheckPeer(peer, "Send"); !s.ok()) return s;
   const std::string where = absl::StrCat("NCCL send from rank ", rank_, " to rank ", peer,
                                          ", micro-batch ", group.microbatch);
-  if (group.end_of_stream && !group.tensors.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        where, ": an end-of-stream marker carries no tensors, got ", group.tensors.size()));
-  }
-  absl::StatusOr<std::vector<NcclTensorMeta>> metas = WireOrderOf(group.tensors, where);
-  if (!metas.ok()) return metas.status();
-  const NcclGroupHeader header{group.microbatch, group.end_of_stream, *std::move(metas)};
-  if (absl::Status s = EncodeNcclGroupHeader(header, where).status(); !s.ok()) return s;
+  absl::StatusOr<NcclGroupHeader> sent =
+      SendHeader(group.microbatch, group.end_of_stream, group.tensors, where);
+  if (!sent.ok()) return sent.status();
+  const NcclGroupHeader& header = *sent;
 
   const absl::Time deadline = absl::Now() + timeout;
   Impl& im = *impl_;
-  if (!im.send.mu.try_lock_until(absl::ToChronoTime(deadline))) {
-    return absl::DeadlineExceededError(
-        absl::StrCat(where, ": an earlier send on this rank did not finish in time"));
-  }
+  if (absl::Status s = LockDirection(im.send, deadline, where, "send"); !s.ok()) return s;
   std::lock_guard<std::timed_mutex> send_lock(im.send.mu, std::adopt_lock);
   if (im.aborted.load()) return im.AbortStatus();
   ScopedCudaDevice scope(device_);
@@ -899,10 +914,7 @@ absl::Status NcclCommunicator::RecvDevice(int peer, MicroBatchId microbatch,
 
   const absl::Time deadline = absl::Now() + timeout;
   Impl& im = *impl_;
-  if (!im.recv.mu.try_lock_until(absl::ToChronoTime(deadline))) {
-    return absl::DeadlineExceededError(
-        absl::StrCat(where, ": an earlier receive on this rank did not finish in time"));
-  }
+  if (absl::Status s = LockDirection(im.recv, deadline, where, "receive"); !s.ok()) return s;
   std::lock_guard<std::timed_mutex> recv_lock(im.recv.mu, std::adopt_lock);
   ScopedCudaDevice scope(device_);
   if (!scope.status().ok()) return scope.status();
@@ -936,10 +948,7 @@ absl::Status NcclCommunicator::Recv(int peer, MicroBatchId microbatch, NamedTens
 
   const absl::Time deadline = absl::Now() + timeout;
   Impl& im = *impl_;
-  if (!im.recv.mu.try_lock_until(absl::ToChronoTime(deadline))) {
-    return absl::DeadlineExceededError(
-        absl::StrCat(where, ": an earlier receive on this rank did not finish in time"));
-  }
+  if (absl::Status s = LockDirection(im.recv, deadline, where, "receive"); !s.ok()) return s;
   std::lock_guard<std::timed_mutex> recv_lock(im.recv.mu, std::adopt_lock);
   if (im.aborted.load()) return im.AbortStatus();
   ScopedCudaDevice scope(device_);
