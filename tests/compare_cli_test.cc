@@ -79,4 +79,11 @@ TEST(CompareCliTest, RuntimeErrorExitsOne) {
   EXPECT_THAT(r.err, HasSubstr("error:"));
 }
 
+// --nccl reaches the pipeline and hybrid runs (single and data have no stages to connect).
+TEST(CompareCliTest, NcclReachesThePipelineRun) {
+  Result r = Yolopipe("compare --imgsz 64 --devices cpu:2 --batch 2 --nccl");
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("error: pipeline: nccl needs every stage on a CUDA device"));
+}
+
 }  // namespace
