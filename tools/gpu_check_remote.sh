@@ -12,11 +12,11 @@
 #      GPU (each its own NCCL_HOSTID, NCCL_SOCKET_IFNAME=lo; ranks meet through FileBootstrap's
 #      directory, since there is no MPI here), and `yolopipe profile-link --transport nccl` over 2
 #      such ranks (written to $OUT/link_nccl.pbtxt);
-#   3. `yolopipe bench --device cuda:0` for yolov8{n,s,m,l,x} at batch 1 and 32, fp16, CUDA graphs
-#      (and, with time left, a few cases with --cudnn_fusion: which epilogue is faster);
-#   3b. `yolopipe run` with CUDA stages: single, pipeline (2 stages on the GPU) and data mode;
+#   3. `yolopipe run` with CUDA stages: single, pipeline (2 stages on the GPU) and data mode;
 #      then MPI processes (the bundle's OpenMPI) with a CUDA stage each, against one process:
 #      2 ranks over MPI, 2 and 4 ranks over NCCL (--nccl);
+#   3b. `yolopipe bench --device cuda:0` for yolov8{n,s,m,l,x} at batch 1 and 32, fp16, CUDA graphs
+#      (and, with time left, a few cases with --cudnn_fusion: which epilogue is faster);
 #   4. the PyTorch baseline (tools/torch_gpu_baseline.py: fp16, channels_last, CUDA-graph replay)
 #      for the same models and batches;
 #   5. a summary table with the ratios and the issue's targets, on stdout and in $OUT/summary.md.
@@ -25,7 +25,8 @@
 #
 # usage: bash tools/gpu_check_remote.sh
 #   OUT=DIR                 where results go (the device tool sets it; default /tmp/yolopipe_gpu_check)
-#   GPU_CHECK_BUDGET_S=450  seconds for steps 1-4 (keep the device call's timeout_s above it + 60)
+#   GPU_CHECK_BUDGET_S=480  seconds for steps 1-4 (keep the device call's timeout_s above it + 60):
+#                           tests to 30%, pipeline runs to 50%, bench to 75%, PyTorch the rest
 #   MODELS="n s m l x" BATCHES="1 32"
 #   GPU_CHECK_ALL_CASES=1   run every test case, not only those that skipped on the build machine
 #                           (cases that read data files the bundle left out then fail: build the
@@ -42,7 +43,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 
 T0=$(date +%s)
-BUDGET_S=${GPU_CHECK_BUDGET_S:-450}
+BUDGET_S=${GPU_CHECK_BUDGET_S:-480}
 OUT=${OUT:-/tmp/yolopipe_gpu_check}
 MODELS=${MODELS:-"n s m l x"}
 BATCHES=${BATCHES:-"1 32"}
@@ -67,10 +68,12 @@ allowance() {
   [ "$left" -lt "$cap" ] && cap=$left
   echo "$cap"
 }
-# Phase deadlines, in seconds since the start: tests, then yolopipe bench, then PyTorch (which
-# keeps at least its own share however long the others take).
+# Phase deadlines, in seconds since the start: tests, then the pipeline runs (CUDA stages, MPI and
+# NCCL), then yolopipe bench, then PyTorch (which keeps at least its own share however long the
+# others take).
 TESTS_END=$((BUDGET_S * 30 / 100))
-BENCH_END=$((BUDGET_S * 70 / 100))
+PIPE_END=$((BUDGET_S * 50 / 100))
+BENCH_END=$((BUDGET_S * 75 / 100))
 TORCH_END=$((BUDGET_S - 5))
 csv() { tr -s ' ' ',' <<<"$*"; }
 
@@ -289,6 +292,102 @@ else
 fi
 (cd "$WORK/xml" && tar -czf "$OUT/gtest_xml.tar.gz" .) 2>>"$LOG"
 
+# ------------------------------------------------------------------- yolopipe run: CUDA pipeline
+# The pipeline executor with CUDA stages (one GPU: two stages share it): same batch in single,
+# pipeline and data mode; img/s lines go to the summary (runtime/pipeline/pipeline_cuda_test checks
+# the outputs against the CPU).
+say ""
+say "## yolopipe run on CUDA stages (yolov8n, batch 32, micro-batch 8)"
+for spec in "single cuda:0" "pipeline cuda:0,0" "data cuda:0,0"; do
+  t=$(allowance 60 "$PIPE_END")
+  if [ "$t" -lt 10 ]; then problem "run --mode ${spec%% *} not run: out of time"; continue; fi
+  LD_LIBRARY_PATH=$YP_LD timeout -k 5 "$t" "$YP" run --model yolov8n --batch 32 --microbatch 8 \
+    --mode "${spec%% *}" --devices "${spec#* }" --repeats 5 --warmup 1 </dev/null \
+    >"$WORK/run.out" 2>&1
+  rc=$?
+  { echo "----- run --mode ${spec%% *} --devices ${spec#* } (exit $rc)"; cat "$WORK/run.out"; } >>"$LOG"
+  if [ "$rc" = 0 ]; then
+    say "  ${spec}: $(grep -m1 'img/s' "$WORK/run.out")"
+  else
+    problem "run --mode ${spec%% *} --devices ${spec#* }: exit $rc: $(grep . "$WORK/run.out" | tail -1)"
+  fi
+done
+
+# ------------------------------------------------------ MPI: CUDA stages in separate processes
+# The bundle's relocatable OpenMPI (tools/gpu_check.sh): one pipeline stage per rank, all on the
+# one GPU; rank 0's output against one process's (single mode, same micro-batch). Three runs:
+# 2 ranks passing host tensors over MPI, then 2 and 4 ranks passing them over NCCL (--nccl), device
+# to device, each rank with its own NCCL_HOSTID and NCCL_SOCKET_IFNAME=lo (ENVIRONMENT.md).
+say ""
+say "## MPI: one process per CUDA stage (yolov8n, batch 8, micro-batch 2)"
+o=$BUNDLE/ompi
+MPI_DEVICE=${MPI_DEVICE:-cuda:0}
+# Compares two .npy outputs: prints "bitwise equal" or the largest differences; exit 0 when equal
+# or within fp16 noise (boxes 1 px, scores 0.01), 3 beyond it, 1 when they cannot be compared.
+compare_npy() {
+  if cmp -s "$1" "$2"; then echo "bitwise equal"; return 0; fi
+  "$PY" -c "
+import numpy as np, sys
+a = np.load(sys.argv[1]); b = np.load(sys.argv[2])
+if a.shape != b.shape:
+    print('shapes differ: %s vs %s' % (a.shape, b.shape)); sys.exit(3)
+d = np.abs(a.astype(np.float64) - b)
+boxes, scores = d[:, :4].max(), d[:, 4:].max()
+print('max |diff| %.3g (boxes %.3g, scores %.3g)' % (d.max(), boxes, scores))
+sys.exit(0 if boxes <= 1.0 and scores <= 0.01 else 3)" "$1" "$2" 2>&1 | tail -1
+  return "${PIPESTATUS[0]}"
+}
+# mpi_case NP LABEL [run flags...]
+mpi_case() {
+  local np=$1 label=$2
+  shift 2
+  local t
+  t=$(allowance 120 "$PIPE_END")
+  if [ "$t" -lt 20 ]; then problem "MPI $label not run: out of time"; return; fi
+  LD_LIBRARY_PATH=$YP_LD OPAL_PREFIX=$o OPAL_LIBDIR=$o/lib/x86_64-linux-gnu/openmpi/lib \
+    OPAL_PKGDATADIR=$o/share/openmpi OPAL_SYSCONFDIR=$o/etc OMPI_MCA_plm=isolated \
+    OMPI_ALLOW_RUN_AS_ROOT=1 NCCL_SOCKET_IFNAME=lo NCCL_DEBUG=WARN \
+    OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout -k 5 "$t" "$o/bin/mpirun" --oversubscribe -np "$np" \
+    sh -c 'NCCL_HOSTID=yolopipe-rank-$OMPI_COMM_WORLD_RANK exec "$0" "$@"' \
+    "$YP" run --model yolov8n --batch 8 --microbatch 2 --mode pipeline --devices "$MPI_DEVICE" \
+    --output "$WORK/mpi_$np$label.npy" "$@" </dev/null >"$WORK/mpi_$np$label.out" 2>&1
+  local rc=$?
+  { echo "----- mpirun -np $np run --mode pipeline $MPI_DEVICE $* (exit $rc)"
+    cat "$WORK/mpi_$np$label.out"; } >>"$LOG"
+  if [ "$rc" = 0 ]; then
+    local result cmp_rc
+    result=$(compare_npy "$WORK/single.npy" "$WORK/mpi_$np$label.npy")
+    cmp_rc=$?
+    say "  mpirun -np $np pipeline $label vs one process: $result; $(grep -m1 'img/s' "$WORK/mpi_$np$label.out")"
+    if [ "$cmp_rc" = 3 ]; then
+      problem "MPI $np ranks $label: outputs differ from one process's beyond fp16 noise: $result"
+    elif [ "$cmp_rc" != 0 ]; then
+      problem "MPI $np ranks $label: could not compare the outputs: $result"
+    fi
+  else
+    problem "MPI $np ranks $label: exit $rc: $(grep . "$WORK/mpi_$np$label.out" | tail -1)"
+  fi
+}
+if [ ! -x "$o/bin/mpirun" ]; then
+  problem "the bundle has no mpirun: the MPI runs were skipped"
+else
+  t=$(allowance 60 "$PIPE_END")
+  LD_LIBRARY_PATH=$YP_LD timeout -k 5 "$t" "$YP" run --model yolov8n --batch 8 --microbatch 2 \
+    --devices "$MPI_DEVICE" --output "$WORK/single.npy" </dev/null >"$WORK/mpi_single.out" 2>&1
+  rc1=$?
+  { echo "----- run single $MPI_DEVICE (exit $rc1)"; cat "$WORK/mpi_single.out"; } >>"$LOG"
+  if [ "$rc1" != 0 ]; then
+    problem "MPI runs skipped: the one-process run failed: $(grep . "$WORK/mpi_single.out" | tail -1)"
+  else
+    mpi_case 2 host
+    # --nccl needs CUDA stages: the CPU plumbing run (MPI_DEVICE=cpu) stops at the host case.
+    if [ "${MPI_DEVICE%%:*}" = cuda ]; then
+      mpi_case 2 nccl --nccl
+      mpi_case 4 nccl --nccl
+    fi
+  fi
+fi
+
 # --------------------------------------------------------------------------------- yolopipe bench
 say ""
 say "## yolopipe bench"
@@ -348,102 +447,6 @@ if grep -q -- '--cudnn_fusion' <<<"$help"; then
   for mb in ${FUSION_CASES-"n:1 n:32 x:32"}; do
     bench_case "${mb%%:*}" "${mb#*:}" cudnn_fusion --cudnn_fusion=true
   done
-fi
-
-# ------------------------------------------------------------------- yolopipe run: CUDA pipeline
-# The pipeline executor with CUDA stages (one GPU: two stages share it): same batch in single,
-# pipeline and data mode; img/s lines go to the summary (runtime/pipeline/pipeline_cuda_test checks
-# the outputs against the CPU).
-say ""
-say "## yolopipe run on CUDA stages (yolov8n, batch 32, micro-batch 8)"
-for spec in "single cuda:0" "pipeline cuda:0,0" "data cuda:0,0"; do
-  t=$(allowance 60 "$BENCH_END")
-  if [ "$t" -lt 10 ]; then problem "run --mode ${spec%% *} not run: out of time"; continue; fi
-  LD_LIBRARY_PATH=$YP_LD timeout -k 5 "$t" "$YP" run --model yolov8n --batch 32 --microbatch 8 \
-    --mode "${spec%% *}" --devices "${spec#* }" --repeats 5 --warmup 1 </dev/null \
-    >"$WORK/run.out" 2>&1
-  rc=$?
-  { echo "----- run --mode ${spec%% *} --devices ${spec#* } (exit $rc)"; cat "$WORK/run.out"; } >>"$LOG"
-  if [ "$rc" = 0 ]; then
-    say "  ${spec}: $(grep -m1 'img/s' "$WORK/run.out")"
-  else
-    problem "run --mode ${spec%% *} --devices ${spec#* }: exit $rc: $(grep . "$WORK/run.out" | tail -1)"
-  fi
-done
-
-# ------------------------------------------------------ MPI: CUDA stages in separate processes
-# The bundle's relocatable OpenMPI (tools/gpu_check.sh): one pipeline stage per rank, all on the
-# one GPU; rank 0's output against one process's (single mode, same micro-batch). Three runs:
-# 2 ranks passing host tensors over MPI, then 2 and 4 ranks passing them over NCCL (--nccl), device
-# to device, each rank with its own NCCL_HOSTID and NCCL_SOCKET_IFNAME=lo (ENVIRONMENT.md).
-say ""
-say "## MPI: one process per CUDA stage (yolov8n, batch 8, micro-batch 2)"
-o=$BUNDLE/ompi
-MPI_DEVICE=${MPI_DEVICE:-cuda:0}
-# Compares two .npy outputs: prints "bitwise equal" or the largest differences; exit 0 when equal
-# or within fp16 noise (boxes 1 px, scores 0.01), 3 beyond it, 1 when they cannot be compared.
-compare_npy() {
-  if cmp -s "$1" "$2"; then echo "bitwise equal"; return 0; fi
-  "$PY" -c "
-import numpy as np, sys
-a = np.load(sys.argv[1]); b = np.load(sys.argv[2])
-if a.shape != b.shape:
-    print('shapes differ: %s vs %s' % (a.shape, b.shape)); sys.exit(3)
-d = np.abs(a.astype(np.float64) - b)
-boxes, scores = d[:, :4].max(), d[:, 4:].max()
-print('max |diff| %.3g (boxes %.3g, scores %.3g)' % (d.max(), boxes, scores))
-sys.exit(0 if boxes <= 1.0 and scores <= 0.01 else 3)" "$1" "$2" 2>&1 | tail -1
-  return "${PIPESTATUS[0]}"
-}
-# mpi_case NP LABEL [run flags...]
-mpi_case() {
-  local np=$1 label=$2
-  shift 2
-  local t
-  t=$(allowance 120 "$BENCH_END")
-  if [ "$t" -lt 20 ]; then problem "MPI $label not run: out of time"; return; fi
-  LD_LIBRARY_PATH=$YP_LD OPAL_PREFIX=$o OPAL_LIBDIR=$o/lib/x86_64-linux-gnu/openmpi/lib \
-    OPAL_PKGDATADIR=$o/share/openmpi OPAL_SYSCONFDIR=$o/etc OMPI_MCA_plm=isolated \
-    OMPI_ALLOW_RUN_AS_ROOT=1 NCCL_SOCKET_IFNAME=lo NCCL_DEBUG=WARN \
-    OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 timeout -k 5 "$t" "$o/bin/mpirun" --oversubscribe -np "$np" \
-    sh -c 'NCCL_HOSTID=yolopipe-rank-$OMPI_COMM_WORLD_RANK exec "$0" "$@"' \
-    "$YP" run --model yolov8n --batch 8 --microbatch 2 --mode pipeline --devices "$MPI_DEVICE" \
-    --output "$WORK/mpi_$np$label.npy" "$@" </dev/null >"$WORK/mpi_$np$label.out" 2>&1
-  local rc=$?
-  { echo "----- mpirun -np $np run --mode pipeline $MPI_DEVICE $* (exit $rc)"
-    cat "$WORK/mpi_$np$label.out"; } >>"$LOG"
-  if [ "$rc" = 0 ]; then
-    local result cmp_rc
-    result=$(compare_npy "$WORK/single.npy" "$WORK/mpi_$np$label.npy")
-    cmp_rc=$?
-    say "  mpirun -np $np pipeline $label vs one process: $result; $(grep -m1 'img/s' "$WORK/mpi_$np$label.out")"
-    if [ "$cmp_rc" = 3 ]; then
-      problem "MPI $np ranks $label: outputs differ from one process's beyond fp16 noise: $result"
-    elif [ "$cmp_rc" != 0 ]; then
-      problem "MPI $np ranks $label: could not compare the outputs: $result"
-    fi
-  else
-    problem "MPI $np ranks $label: exit $rc: $(grep . "$WORK/mpi_$np$label.out" | tail -1)"
-  fi
-}
-if [ ! -x "$o/bin/mpirun" ]; then
-  problem "the bundle has no mpirun: the MPI runs were skipped"
-else
-  t=$(allowance 60 "$BENCH_END")
-  LD_LIBRARY_PATH=$YP_LD timeout -k 5 "$t" "$YP" run --model yolov8n --batch 8 --microbatch 2 \
-    --devices "$MPI_DEVICE" --output "$WORK/single.npy" </dev/null >"$WORK/mpi_single.out" 2>&1
-  rc1=$?
-  { echo "----- run single $MPI_DEVICE (exit $rc1)"; cat "$WORK/mpi_single.out"; } >>"$LOG"
-  if [ "$rc1" != 0 ]; then
-    problem "MPI runs skipped: the one-process run failed: $(grep . "$WORK/mpi_single.out" | tail -1)"
-  else
-    mpi_case 2 host
-    # --nccl needs CUDA stages: the CPU plumbing run (MPI_DEVICE=cpu) stops at the host case.
-    if [ "${MPI_DEVICE%%:*}" = cuda ]; then
-      mpi_case 2 nccl --nccl
-      mpi_case 4 nccl --nccl
-    fi
-  fi
 fi
 
 # ------------------------------------------------------------------------------ PyTorch baseline
