@@ -234,29 +234,47 @@ absl::StatusOr<std::vector<NcclTensorMeta>> WireOrderOf(const DeviceNamedTensors
   return metas;
 }
 
-absl::StatusOr<std::vector<std::pair<int, std::vector<NcclTensorMeta>>>> DeviceGroupWireOrder(
+absl::StatusOr<std::vector<DeviceWireTransfer>> DeviceGroupTransfers(
     int rank, int size, const std::vector<DevicePeerTransfer>& transfers,
     const std::string& where) {
-  std::vector<std::pair<int, std::vector<NcclTensorMeta>>> out;
+  std::vector<const DevicePeerTransfer*> by_peer;
   for (const DevicePeerTransfer& t : transfers) {
     if (t.peer < 0 || t.peer >= size || t.peer == rank) {
       return absl::InvalidArgumentError(absl::StrCat(where, ": peer ", t.peer,
                                                      " is not another rank of 0..", size - 1,
                                                      " (this is rank ", rank, ")"));
     }
+    by_peer.push_back(&t);
+  }
+  std::sort(
+      by_peer.begin(), by_peer.end(),
+      [](const DevicePeerTransfer* a, const DevicePeerTransfer* b) { return a->peer < b->peer; });
+  std::vector<DeviceWireTransfer> out;
+  for (size_t i = 0; i < by_peer.size(); ++i) {
+    const DevicePeerTransfer& t = *by_peer[i];
+    if (i > 0 && by_peer[i - 1]->peer == t.peer) {
+      return absl::InvalidArgumentError(absl::StrCat(where, ": peer ", t.peer, " is listed twice"));
+    }
     absl::StatusOr<std::vector<NcclTensorMeta>> metas =
         WireOrderOf(t.tensors, absl::StrCat(where, ", peer ", t.peer));
     if (!metas.ok()) return metas.status();
-    out.emplace_back(t.peer, *std::move(metas));
-  }
-  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
-  for (size_t i = 1; i < out.size(); ++i) {
-    if (out[i].first == out[i - 1].first) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(where, ": peer ", out[i].first, " is listed twice"));
+    absl::flat_hash_map<std::string, void*> data;  // names are unique (WireOrderOf checked)
+    for (const auto& [name, ref] : t.tensors) data[name] = ref.data;
+    for (const NcclTensorMeta& m : *metas) {
+      if (m.bytes() > 0) out.push_back({t.peer, m.name, data[m.name], m.bytes()});
     }
   }
   return out;
+}
+
+std::string DescribeDeviceGroup(int rank, bool is_send,
+                                const std::vector<DevicePeerTransfer>& transfers,
+                                MicroBatchId microbatch) {
+  std::vector<int> peers;
+  for (const DevicePeerTransfer& t : transfers) peers.push_back(t.peer);
+  return absl::StrCat("NCCL grouped ", is_send ? "send from" : "receive on", " rank ", rank,
+                      is_send ? " to" : " from", " rank(s) ", absl::StrJoin(peers, ","),
+                      ", micro-batch ", microbatch);
 }
 
 absl::Status ValidateInProcessDevices(const std::vector<int>& devices) {
@@ -785,26 +803,15 @@ absl::Status NcclCommunicator::RecvDeviceGroup(const std::vector<DevicePeerTrans
 absl::Status NcclCommunicator::DeviceGroup(bool is_send,
                                            const std::vector<DevicePeerTransfer>& transfers,
                                            MicroBatchId microbatch, absl::Duration timeout) {
-  std::vector<int> peers;
-  for (const DevicePeerTransfer& t : transfers) peers.push_back(t.peer);
-  const std::string where = absl::StrCat("NCCL grouped ", is_send ? "send from" : "receive on",
-                                         " rank ", rank_, is_send ? " to" : " from", " rank(s) ",
-                                         absl::StrJoin(peers, ","), ", micro-batch ", microbatch);
-  absl::StatusOr<std::vector<std::pair<int, std::vector<NcclTensorMeta>>>> order =
-      DeviceGroupWireOrder(rank_, size(), transfers, where);
-  if (!order.ok()) return order.status();
-  // (pointer, bytes, peer) in issue order; 0-byte tensors are left out on both sides.
-  std::map<int, const DeviceNamedTensors*> by_peer;
-  for (const DevicePeerTransfer& t : transfers) by_peer[t.peer] = &t.tensors;
+  const std::string where = DescribeDeviceGroup(rank_, is_send, transfers, microbatch);
+  absl::StatusOr<std::vector<DeviceWireTransfer>> wire =
+      DeviceGroupTransfers(rank_, size(), transfers, where);
+  if (!wire.ok()) return wire.status();
   std::vector<Impl::PeerTransfer> issue;
   int64_t payload = 0;
-  for (const auto& [peer, metas] : *order) {
-    const std::vector<void*> data = DataInWireOrder(*by_peer[peer]);
-    for (size_t i = 0; i < metas.size(); ++i) {
-      if (metas[i].bytes() == 0) continue;
-      issue.push_back({data[i], metas[i].bytes(), peer});
-      payload += static_cast<int64_t>(metas[i].bytes());
-    }
+  for (const DeviceWireTransfer& t : *wire) {
+    issue.push_back({t.data, t.bytes, t.peer});
+    payload += static_cast<int64_t>(t.bytes);
   }
   if (issue.empty()) return absl::OkStatus();
 

@@ -157,12 +157,28 @@ absl::StatusOr<std::vector<NcclTensorMeta>> WireOrderOf(const NamedTensors& tens
 absl::StatusOr<std::vector<NcclTensorMeta>> WireOrderOf(const DeviceNamedTensors& tensors,
                                                         const std::string& where);
 
+// One tensor of a grouped device transfer, as it is issued.
+struct DeviceWireTransfer {
+  int peer = -1;
+  std::string name;
+  void* data = nullptr;
+  size_t bytes = 0;
+};
+
 // SendDeviceGroup / RecvDeviceGroup's argument check for rank `rank` of `size`: every peer in
-// range, not `rank` and listed once; every tensor as WireOrderOf checks. Returns the peers'
-// metadata in the order the transfers are issued: peers ascending, each peer's tensors in wire
-// order. InvalidArgument naming `where` otherwise.
-absl::StatusOr<std::vector<std::pair<int, std::vector<NcclTensorMeta>>>> DeviceGroupWireOrder(
+// range, not `rank` and listed once; every tensor as WireOrderOf checks. Returns the transfers in
+// the order they are issued: peers ascending, each peer's tensors in wire order, 0-byte tensors
+// left out (on both sides, so they never need matching). InvalidArgument naming `where` otherwise.
+// Every implementation of the grouped transfers (NCCL, the pipeline's test emulation) issues
+// exactly this list.
+absl::StatusOr<std::vector<DeviceWireTransfer>> DeviceGroupTransfers(
     int rank, int size, const std::vector<DevicePeerTransfer>& transfers, const std::string& where);
+
+// How a grouped transfer is named in errors: "NCCL grouped send from rank 0 to rank(s) 1,2,
+// micro-batch 7" (receives: "receive on rank 2 from rank(s) ...").
+std::string DescribeDeviceGroup(int rank, bool is_send,
+                                const std::vector<DevicePeerTransfer>& transfers,
+                                MicroBatchId microbatch);
 
 // CreateInProcess's argument check: at least one device, none negative, none listed twice.
 absl::Status ValidateInProcessDevices(const std::vector<int>& devices);
@@ -216,7 +232,7 @@ class NcclCommunicator final : public Communicator {
   // ncclGroupStart/End, peers ascending and each peer's tensors in wire order; no header travels,
   // so the receiver must post exactly the tensors the sender sends (NCCL cannot detect a
   // mismatch). `microbatch` only names the transfer in errors. Returns once all of it has
-  // completed. Errors (DeviceGroupWireOrder's, timeouts, aborts, poisoning) as for SendDevice /
+  // completed. Errors (DeviceGroupTransfers', timeouts, aborts, poisoning) as for SendDevice /
   // RecvDevice; an empty list is a no-op.
   absl::Status SendDeviceGroup(const std::vector<DevicePeerTransfer>& sends,
                                MicroBatchId microbatch, absl::Duration timeout);

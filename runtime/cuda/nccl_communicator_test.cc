@@ -292,22 +292,34 @@ TEST(NcclWireTest, DeviceGroupOrderIsPeersAscendingThenNames) {
   char storage[64];
   std::vector<DevicePeerTransfer> transfers(2);
   transfers[0].peer = 3;
-  transfers[0].tensors = {{"b", {storage, DType::kFloat32, {2}, Layout::kPlain}},
-                          {"a", {storage, DType::kFloat16, {3}, Layout::kPlain}}};
+  transfers[0].tensors = {{"b", {storage + 8, DType::kFloat32, {2}, Layout::kPlain}},
+                          {"a", {storage + 16, DType::kFloat16, {3}, Layout::kPlain}},
+                          {"empty", {nullptr, DType::kFloat32, {0, 4}, Layout::kPlain}}};
   transfers[1].peer = 1;
   transfers[1].tensors = {{"z", {storage, DType::kUInt8, {5}, Layout::kPlain}}};
-  auto order = DeviceGroupWireOrder(/*rank=*/0, /*size=*/4, transfers, "w");
+  auto order = DeviceGroupTransfers(/*rank=*/0, /*size=*/4, transfers, "w");
   ASSERT_TRUE(order.ok()) << order.status();
-  ASSERT_EQ(order->size(), 2u);
-  EXPECT_EQ((*order)[0].first, 1);
-  ASSERT_EQ((*order)[0].second.size(), 1u);
-  EXPECT_EQ((*order)[0].second[0].bytes(), 5u);
-  EXPECT_EQ((*order)[1].first, 3);
-  ASSERT_EQ((*order)[1].second.size(), 2u);
-  EXPECT_EQ((*order)[1].second[0].name, "a");
-  EXPECT_EQ((*order)[1].second[0].bytes(), 6u);
-  EXPECT_EQ((*order)[1].second[1].name, "b");
-  EXPECT_TRUE(DeviceGroupWireOrder(0, 4, {}, "w").ok());
+  // Peer 1's one tensor, then peer 3's by name; the 0-byte tensor is not issued.
+  ASSERT_EQ(order->size(), 3u);
+  EXPECT_EQ((*order)[0].peer, 1);
+  EXPECT_EQ((*order)[0].name, "z");
+  EXPECT_EQ((*order)[0].bytes, 5u);
+  EXPECT_EQ((*order)[0].data, storage);
+  EXPECT_EQ((*order)[1].peer, 3);
+  EXPECT_EQ((*order)[1].name, "a");
+  EXPECT_EQ((*order)[1].bytes, 6u);
+  EXPECT_EQ((*order)[1].data, storage + 16);
+  EXPECT_EQ((*order)[2].peer, 3);
+  EXPECT_EQ((*order)[2].name, "b");
+  EXPECT_EQ((*order)[2].bytes, 8u);
+  EXPECT_EQ((*order)[2].data, storage + 8);
+  auto none = DeviceGroupTransfers(0, 4, {}, "w");
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+  EXPECT_EQ(DescribeDeviceGroup(0, /*is_send=*/true, transfers, 7),
+            "NCCL grouped send from rank 0 to rank(s) 3,1, micro-batch 7");
+  EXPECT_EQ(DescribeDeviceGroup(2, /*is_send=*/false, transfers, 8),
+            "NCCL grouped receive on rank 2 from rank(s) 3,1, micro-batch 8");
 }
 
 TEST(NcclWireTest, DeviceGroupRefusesSelfOutOfRangeRepeatedPeersAndBadTensors) {
@@ -319,21 +331,21 @@ TEST(NcclWireTest, DeviceGroupRefusesSelfOutOfRangeRepeatedPeersAndBadTensors) {
     return t;
   };
   auto message = [](const absl::Status& s) { return std::string(s.message()); };
-  absl::Status self = DeviceGroupWireOrder(2, 4, {one(2)}, "send x").status();
+  absl::Status self = DeviceGroupTransfers(2, 4, {one(2)}, "send x").status();
   EXPECT_EQ(self.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(message(self), HasSubstr("send x: peer 2 is not another rank"));
-  absl::Status out_of_range = DeviceGroupWireOrder(0, 4, {one(4)}, "w").status();
+  absl::Status out_of_range = DeviceGroupTransfers(0, 4, {one(4)}, "w").status();
   EXPECT_EQ(out_of_range.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(message(out_of_range), HasSubstr("peer 4"));
-  EXPECT_EQ(DeviceGroupWireOrder(0, 4, {one(-1)}, "w").status().code(),
+  EXPECT_EQ(DeviceGroupTransfers(0, 4, {one(-1)}, "w").status().code(),
             absl::StatusCode::kInvalidArgument);
-  absl::Status twice = DeviceGroupWireOrder(0, 4, {one(3), one(1), one(3)}, "w").status();
+  absl::Status twice = DeviceGroupTransfers(0, 4, {one(3), one(1), one(3)}, "w").status();
   EXPECT_EQ(twice.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(message(twice), HasSubstr("peer 3 is listed twice"));
   DevicePeerTransfer null_data;
   null_data.peer = 1;
   null_data.tensors = {{"n", {nullptr, DType::kFloat32, {2}, Layout::kPlain}}};
-  absl::Status bad = DeviceGroupWireOrder(0, 4, {null_data}, "w").status();
+  absl::Status bad = DeviceGroupTransfers(0, 4, {null_data}, "w").status();
   EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(message(bad), HasSubstr("w, peer 1"));
   EXPECT_THAT(message(bad), HasSubstr("'n'"));

@@ -251,28 +251,18 @@ absl::Status EmulatedLinkFabric::RunGroup(int rank, bool is_send,
                                           const std::vector<DevicePeerTransfer>& transfers,
                                           MicroBatchId microbatch, absl::Duration timeout) {
   // Argument checks and error wording as NcclCommunicator's.
-  std::vector<int> peers;
-  for (const DevicePeerTransfer& t : transfers) peers.push_back(t.peer);
   Group group;
   group.rank = rank;
   group.is_send = is_send;
   group.microbatch = microbatch;
-  group.where = absl::StrCat("NCCL grouped ", is_send ? "send from" : "receive on", " rank ", rank,
-                             is_send ? " to" : " from", " rank(s) ", absl::StrJoin(peers, ","),
-                             ", micro-batch ", microbatch, " (emulated)");
-  absl::StatusOr<std::vector<std::pair<int, std::vector<NcclTensorMeta>>>> order =
-      DeviceGroupWireOrder(rank, size_, transfers, group.where);
-  if (!order.ok()) return order.status();
-  std::map<int, const DeviceNamedTensors*> by_peer;
-  for (const DevicePeerTransfer& t : transfers) by_peer[t.peer] = &t.tensors;
-  for (const auto& [peer, metas] : *order) {
-    std::map<std::string, void*> data_of;  // names are unique (DeviceGroupWireOrder checked)
-    for (const auto& [name, ref] : *by_peer[peer]) data_of[name] = ref.data;
-    for (const NcclTensorMeta& meta : metas) {
-      if (meta.bytes() == 0) continue;  // NCCL skips them on both sides
-      group.transfers.push_back({&group, peer, meta.name, data_of[meta.name], meta.bytes()});
-      group.payload_bytes += static_cast<int64_t>(meta.bytes());
-    }
+  group.where =
+      absl::StrCat(DescribeDeviceGroup(rank, is_send, transfers, microbatch), " (emulated)");
+  absl::StatusOr<std::vector<DeviceWireTransfer>> wire =
+      DeviceGroupTransfers(rank, size_, transfers, group.where);
+  if (!wire.ok()) return wire.status();
+  for (const DeviceWireTransfer& t : *wire) {
+    group.transfers.push_back({&group, t.peer, t.name, t.data, t.bytes});
+    group.payload_bytes += static_cast<int64_t>(t.bytes);
   }
   if (group.transfers.empty()) return absl::OkStatus();
   group.transfers_left = group.transfers.size();

@@ -81,7 +81,7 @@ class EmulatedStageRunner final : public DeviceStageRunner {
 
 // A DeviceLinkFabric whose `size` ranks all live in this process, with NCCL's grouped-transfer
 // semantics (NcclCommunicator::SendDeviceGroup / RecvDeviceGroup):
-//   - A call validates its arguments with DeviceGroupWireOrder (InvalidArgument, nothing issued);
+//   - A call validates its arguments with DeviceGroupTransfers (InvalidArgument, nothing issued);
 //     a group without bytes to move returns OK at once. Otherwise it issues one group.
 //   - As in NcclCommunicator, a rank's sends are issued one at a time (a send call waits until
 //     the rank's previous send call has returned; likewise receives). Waiting past the deadline
@@ -90,7 +90,7 @@ class EmulatedStageRunner final : public DeviceStageRunner {
 //     is active once every group issued before it on that rank has completed (NCCL serialises a
 //     communicator's work on its stream).
 //   - Per ordered pair (A, B), the k-th transfer A sends to B matches the k-th transfer B
-//     receives from A, transfers taken in DeviceGroupWireOrder's order (peers ascending, each
+//     receives from A, transfers taken in DeviceGroupTransfers' order (peers ascending, each
 //     peer's tensors by name, 0-byte tensors skipped on both sides). A matched transfer is copied
 //     (memcpy, sender's pointer to receiver's) once both groups holding it are active; a group
 //     completes when all its transfers have.
