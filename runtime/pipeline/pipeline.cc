@@ -399,7 +399,7 @@ absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(const Model& model, i
         co.use_cuda_graph = options.cuda_graph;
         co.image_shape = p->mb_shape_;
         // NCCL stages receive into and send from device I/O sets, one per receive slot.
-        if (options.nccl && K > 1) co.io_sets = options.buffers;
+        if (p->UsesDevicePath()) co.io_sets = options.buffers;
         auto created = CudaExecutor::Create(stage.graph.graph, co);
         if (!created.ok()) {
           return absl::Status(created.status().code(),
@@ -408,11 +408,10 @@ absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(const Model& model, i
                                            created.status().message()));
         }
         stage.cuda_executor = *std::move(created);
-        if (options.nccl && K > 1) {
+        if (p->UsesDevicePath()) {
           stage.device_runner = std::make_unique<CudaStageRunner>(stage.cuda_executor.get());
         }
-      } else if (stage.local && options.nccl && K > 1 &&
-                 options.device_path_for_testing != nullptr) {
+      } else if (stage.local && p->UsesDevicePath() && options.device_path_for_testing != nullptr) {
         auto runner =
             options.device_path_for_testing->make_runner(stage.graph.graph, options.buffers);
         if (!runner.ok()) return runner.status();
@@ -430,7 +429,7 @@ absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(const Model& model, i
     p->device_path_for_testing_ = *options.device_path_for_testing;
   }
   p->options_.device_path_for_testing = nullptr;  // not kept (copied above)
-  if (options.nccl && K > 1) YP_RETURN_IF_ERROR(p->CreateDeviceLinks());
+  if (p->UsesDevicePath()) YP_RETURN_IF_ERROR(p->CreateDeviceLinks());
   return p;
 }
 
@@ -508,10 +507,11 @@ Tensor Announcement(const DeviceNamedTensors& tensors) {
   return out;
 }
 
-// FailedPrecondition naming the first tensor whose announced size differs from the buffer that
-// would receive it: posting the NCCL receive anyway would hang or corrupt memory.
-absl::Status CheckAnnouncement(const Tensor& announced, const DeviceNamedTensors& expected) {
-  const Tensor want = Announcement(expected);
+// OK when `announced` equals `want` (Announcement(expected), the receive buffers' sizes);
+// otherwise FailedPrecondition naming the first tensor whose announced size differs from the
+// buffer that would receive it: posting the NCCL receive anyway would hang or corrupt memory.
+absl::Status CheckAnnouncement(const Tensor& announced, const Tensor& want,
+                               const DeviceNamedTensors& expected) {
   std::vector<std::string> names;
   for (const auto& [name, t] : expected) names.push_back(name);
   std::sort(names.begin(), names.end());
@@ -571,6 +571,11 @@ struct StreamState {
     bool device_path = false;
     std::map<int, std::vector<int>> device_inputs;
     std::vector<bool> download;
+    // Device path, fixed for the stream (PrepareDevicePath): per slot (I/O set), the grouped
+    // receive from the producing stages and the grouped send to the consuming ones; per producing
+    // / consuming stage (fabric rank), the announcement of its tensors' sizes (Announcement).
+    std::vector<std::vector<DevicePeerTransfer>> device_receives, device_sends;
+    std::map<int, Tensor> expected_announcements, announcements;
   };
 
   Pipeline* pipeline = nullptr;
@@ -678,6 +683,8 @@ struct StreamState {
   DeviceLink* LinkOf(int r, int s) const {
     return pipeline->device_links_->endpoint(topology.DeviceIndex(r, s));
   }
+  // Fills run's device-path transfers and announcements for replica r's stage.
+  void PrepareDevicePath(const Pipeline::Stage& stage, int r, StageRun& run) const;
   absl::Status ReceiveOnDevice(int r, int s, int slot_index, int64_t id);
   absl::Status SendFromDevice(int r, int s, const Outgoing& item);
   void Receiver(int r, int s);
@@ -694,58 +701,67 @@ Shape BoundaryShape(const StageGraph& sg, const std::string& name) {
   return v != nullptr ? v->shape : Shape();
 }
 
+void StreamState::PrepareDevicePath(const Pipeline::Stage& stage, int r, StageRun& run) const {
+  const DeviceStageRunner& runner = *stage.device_runner;
+  auto ref = [&](void* data, const std::string& name) {
+    return DeviceTensorRef{data, DType::kFloat32, BoundaryShape(stage.graph, name), Layout::kPlain};
+  };
+  const int sets = static_cast<int>(run.slots.size());
+  run.device_receives.assign(sets, {});
+  run.device_sends.assign(sets, {});
+  for (int b = 0; b < sets; ++b) {
+    for (const auto& [peer, inputs] : run.device_inputs) {
+      DevicePeerTransfer t;
+      t.peer = topology.DeviceIndex(r, peer);
+      for (int i : inputs) {
+        const std::string& name = run.input_sources[i].second;
+        t.tensors.emplace_back(name, ref(runner.input_buffer(b, i), name));
+      }
+      if (b == 0) run.expected_announcements[peer] = Announcement(t.tensors);
+      run.device_receives[b].push_back(std::move(t));
+    }
+    for (const auto& [peer, indices] : run.send_groups) {
+      if (peer == topology.host_rank()) continue;
+      DevicePeerTransfer t;
+      t.peer = topology.DeviceIndex(r, peer);
+      for (int i : indices) {
+        const std::string& name = stage.graph.sends[i].tensor;
+        t.tensors.emplace_back(name, ref(runner.output_buffer(b, i), name));
+      }
+      if (b == 0) run.announcements[peer] = Announcement(t.tensors);
+      run.device_sends[b].push_back(std::move(t));
+    }
+  }
+}
+
 absl::Status StreamState::ReceiveOnDevice(int r, int s, int slot_index, int64_t id) {
   StageRun& st = *stages[r][s];
-  const Pipeline::Stage& stage = pipeline->replicas_[r][s];
-  const DeviceStageRunner& runner = *stage.device_runner;
-  std::vector<DevicePeerTransfer> transfers;
-  for (const auto& [peer, inputs] : st.device_inputs) {
-    DevicePeerTransfer t;
-    t.peer = topology.DeviceIndex(r, peer);
-    for (int i : inputs) {
-      const std::string& name = st.input_sources[i].second;
-      t.tensors.emplace_back(name,
-                             DeviceTensorRef{runner.input_buffer(slot_index, i), DType::kFloat32,
-                                             BoundaryShape(stage.graph, name), Layout::kPlain});
-    }
-    const NamedTensors& announced = st.slots[slot_index].by_peer[peer];
-    if (announced.size() != 1 || announced[0].first != kAnnounce) {
-      return absl::InternalError(
-          absl::StrCat("stage ", peer, " did not announce micro-batch ", id));
-    }
-    if (absl::Status c = CheckAnnouncement(announced[0].second, t.tensors); !c.ok()) {
+  const std::vector<DevicePeerTransfer>& receives = st.device_receives[slot_index];
+  for (const DevicePeerTransfer& t : receives) {
+    const int peer = topology.StageOfDevice(t.peer);
+    // The host fabric delivered exactly the slot's template: one announcement tensor.
+    const Tensor& announced = st.slots[slot_index].by_peer[peer][0].second;
+    if (absl::Status c = CheckAnnouncement(announced, st.expected_announcements[peer], t.tensors);
+        !c.ok()) {
       return absl::Status(c.code(), absl::StrCat("from stage ", peer, ": ", c.message()));
     }
-    transfers.push_back(std::move(t));
   }
-  return LinkOf(r, s)->RecvDeviceGroup(transfers, id, absl::InfiniteDuration());
+  return LinkOf(r, s)->RecvDeviceGroup(receives, id, absl::InfiniteDuration());
 }
 
 absl::Status StreamState::SendFromDevice(int r, int s, const Outgoing& item) {
   const StageRun& st = *stages[r][s];
-  const Pipeline::Stage& stage = pipeline->replicas_[r][s];
-  const DeviceStageRunner& runner = *stage.device_runner;
   Communicator* comm = fabrics[r]->endpoint(s);
-  std::vector<DevicePeerTransfer> transfers;
-  for (const auto& [peer, indices] : st.send_groups) {
-    if (peer == topology.host_rank()) continue;
-    DevicePeerTransfer t;
-    t.peer = topology.DeviceIndex(r, peer);
-    for (int i : indices) {
-      const std::string& name = stage.graph.sends[i].tensor;
-      t.tensors.emplace_back(name,
-                             DeviceTensorRef{runner.output_buffer(item.slot, i), DType::kFloat32,
-                                             BoundaryShape(stage.graph, name), Layout::kPlain});
-    }
-    // Announce first (the host fabric buffers it), so the consumer posts its receive only for
-    // data that is about to be sent.
+  // Announce first (the host fabric buffers it), so the consumers post their receives only for
+  // data that is about to be sent.
+  for (const auto& [peer, sizes] : st.announcements) {
     TensorGroup announce;
     announce.microbatch = item.id;
-    announce.tensors.emplace_back(kAnnounce, Announcement(t.tensors));
+    announce.tensors.emplace_back(kAnnounce, sizes);
     YP_RETURN_IF_ERROR(comm->Send(announce, peer, absl::InfiniteDuration()));
-    transfers.push_back(std::move(t));
   }
-  return LinkOf(r, s)->SendDeviceGroup(transfers, item.id, absl::InfiniteDuration());
+  return LinkOf(r, s)->SendDeviceGroup(st.device_sends[item.slot], item.id,
+                                       absl::InfiniteDuration());
 }
 
 void StreamState::Receiver(int r, int s) {
@@ -1287,7 +1303,7 @@ absl::StatusOr<std::unique_ptr<PipelineStream>> Pipeline::OpenStream(TraceWriter
     stream_open_.store(false);
     return status;
   };
-  const bool device_path = options_.nccl && K > 1;
+  const bool device_path = UsesDevicePath();
   if (device_path) {
     // A failed stream aborted the links (NCCL communicators): make new ones (collectively under
     // MPI, where every rank's stream failed with it).
@@ -1382,6 +1398,7 @@ absl::StatusOr<std::unique_ptr<PipelineStream>> Pipeline::OpenStream(TraceWriter
           run->send_groups[topology_.RankOfStage(t)].push_back(static_cast<int>(i));
         }
       }
+      if (run->device_path) st.PrepareDevicePath(stage, r, *run);
       if (stage.device_runner != nullptr) {
         run->fixed_bytes = stage.device_runner->held_bytes() + slot_bytes;
       } else if (stage.cuda_executor != nullptr) {

@@ -289,6 +289,8 @@ class Pipeline {
   // the test emulation), rank DeviceIndex(r, s).
   std::unique_ptr<DeviceLinkFabric> device_links_;
   DevicePathForTesting device_path_for_testing_;  // copied from the options (empty: CUDA/NCCL)
+  // Tensors between stages travel between device buffers (options nccl, more than one stage).
+  bool UsesDevicePath() const { return options_.nccl && topology_.stages() > 1; }
   // Creates device_links_ (collective under MPI).
   absl::Status CreateDeviceLinks();
   std::mutex run_mu_;
