@@ -209,16 +209,25 @@ absl::StatusOr<DType> ParsePrecisionFlag(const FlagSet& flags) {
       absl::StrCat("--precision must be fp16 or fp32, got '", precision, "'"));
 }
 
+void AddCudaGraphFlag(FlagSet& flags) {
+  flags.AddBool("cuda_graph", true,
+                "cuda devices: replay each executor's work as a captured CUDA graph (off: "
+                "--cuda_graph=false)");
+}
+
+void AddNcclFlag(FlagSet& flags) {
+  flags.AddBool("nccl", false,
+                "pipeline/hybrid on cuda devices: tensors between stages travel over NCCL, device "
+                "to device; without it, through host memory over MPI or in-process channels");
+}
+
 void AddPipelineFlags(FlagSet& flags, const std::string& microbatch_help) {
   flags.AddString("devices", "cpu",
                   "cpu, cpu:K (K CPU devices splitting the cores), cuda:0,1,... (GPUs; one may "
                   "be listed twice to hold two stages)");
   AddPrecisionFlag(flags);
-  flags.AddBool("cuda_graph", true,
-                "cuda devices: replay each stage as a captured CUDA graph (off: --cuda_graph=false)");
-  flags.AddBool("nccl", false,
-                "pipeline/hybrid on cuda devices: tensors between stages travel over NCCL, device "
-                "to device (default off: through host memory over MPI or in-process channels)");
+  AddCudaGraphFlag(flags);
+  AddNcclFlag(flags);
   flags.AddString("mode", "single", "single, pipeline, data or hybrid (DESIGN.md)");
   flags.AddInt("stages", 0, "pipeline/hybrid: stages K (0: the plan's, or devices / replicas)");
   flags.AddInt("replicas", 1, "hybrid: replicas R of the K-stage pipeline (devices = R*K)");

@@ -45,6 +45,10 @@ std::string WithThousands(int64_t n);
 void AddPrecisionFlag(FlagSet& flags);
 // kFloat16 or kFloat32; InvalidArgument("--precision must be fp16 or fp32, got 'X'") otherwise.
 absl::StatusOr<DType> ParsePrecisionFlag(const FlagSet& flags);
+// --cuda_graph (bench, compare and the pipeline commands; default on) and --nccl (compare and the
+// pipeline commands; default off).
+void AddCudaGraphFlag(FlagSet& flags);
+void AddNcclFlag(FlagSet& flags);
 
 // --- Running a model through runtime/pipeline (run, detect, stream) ---------------------------
 // --devices, --mode, --stages, --replicas, --plan, --microbatch (with `microbatch_help`), --threads.

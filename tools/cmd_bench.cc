@@ -25,8 +25,7 @@ int BenchCommand(const std::vector<std::string>& args) {
   flags.AddInt("repeats", 10, "timed runs");
   flags.AddInt("warmup", 2, "untimed runs first");
   AddPrecisionFlag(flags);
-  flags.AddBool("cuda_graph", true,
-                "cuda devices: replay a captured CUDA graph (off: --cuda_graph=false)");
+  AddCudaGraphFlag(flags);
   flags.AddBool("cudnn_fusion", false,
                 "cuda devices: fuse bias/SiLU/residual in cuDNN (graph API), not our kernel");
   if (int rc = ParseOrExit(flags, args); rc >= 0) return rc;

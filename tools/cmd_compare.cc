@@ -18,12 +18,8 @@ int CompareCommand(const std::vector<std::string>& args) {
                   "cpu:K (K CPU devices splitting the cores) or cuda:0,1,... (GPUs; one may be "
                   "listed twice)");
   AddPrecisionFlag(flags);
-  flags.AddBool(
-      "cuda_graph", true,
-      "cuda devices: replay each stage as a captured CUDA graph (off: --cuda_graph=false)");
-  flags.AddBool(
-      "nccl", false,
-      "cuda devices: pipeline and hybrid stages pass tensors over NCCL, device to device");
+  AddCudaGraphFlag(flags);
+  AddNcclFlag(flags);
   flags.AddInt("batch", 8, "images per batch (the last micro-batch may be partial)");
   flags.AddInt("microbatch", 1, "images per micro-batch");
   flags.AddInt("repeats", 1, "timed runs per mode after one warm-up (median img/s)");
